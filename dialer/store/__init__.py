@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy models, migrations, and the queries the rest of the dialer uses."""

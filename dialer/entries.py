@@ -1,0 +1,207 @@
+"""Households to dial-list entries: which phones reach a household, in which zones, in what order.
+
+Phone order for a household: the guarantor's preferred phone (when the campaign's ``phones``
+allows that kind), then the guarantor's phones in the campaign's order, then the eligible
+members' phones by patient id, each number once. Invalid, retired and consent-lacking numbers
+are not usable; a number on a do-not-call list (global, the campaign's, or a member's clinic's),
+or belonging to a person flagged do-not-call, is never dialed for that household.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from dialer import geo
+
+if TYPE_CHECKING:
+    from dialer.campaigns import CampaignModel
+    from dialer.lists import Population
+
+
+def natural_order(ids: pd.Series) -> pd.Series:
+    """Dense rank of external ids: all-digit ids numerically first, then the rest as text."""
+    uniques = pd.unique(ids.astype(str))
+    keyed = sorted(uniques, key=_natural_key)
+    rank = {value: position for position, value in enumerate(keyed)}
+    return ids.astype(str).map(rank).astype("int64")
+
+
+def _natural_key(value: str) -> tuple[int, int, str]:
+    if value.isdigit():
+        stripped = value.lstrip("0") or "0"
+        return (0, len(stripped), stripped)
+    return (1, 0, value)
+
+
+@dataclass
+class HouseholdPhones:
+    """Per eligible candidate a phone-stage reason (or none); per household its phones."""
+
+    reason: pd.Series  # index patient id -> do_not_call / no_valid_phone / unknown_timezone
+    households: pd.DataFrame  # index household_key: phones, zones, timezone_source
+
+
+def _dnc_sets(pop: Population, campaign: str) -> tuple[set[str], set[tuple[str, int]]]:
+    dnc = pop.dnc
+    everywhere = dnc["scope"].eq("global") | (dnc["scope"].eq("campaign") & dnc["campaign"].eq(campaign))
+    per_clinic = dnc[dnc["scope"].eq("clinic")]
+    return set(dnc.loc[everywhere, "phone"]), set(zip(per_clinic["phone"],
+                                                      per_clinic["clinic_id"].astype(int),
+                                                      strict=True))  # fmt: skip
+
+
+def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame) -> pd.DataFrame:
+    """Every phone of the households' guarantors and eligible members, in dialing order."""
+    kinds = list(campaign.calling.phones)
+    phones = pop.phones[pop.phones["kind"].isin(kinds)]
+    keys = members["guarantor_key"].unique()
+    guarantors = pop.patients[pop.patients["external_id"].isin(keys)]
+    g = phones.merge(guarantors[["id", "external_id", "preferred_phone"]],
+                     left_on="patient_id", right_on="id")  # fmt: skip
+    g["household_key"] = g["external_id"]
+    g["group"] = np.where(g["kind"].eq(g["preferred_phone"]), 0, 1)
+    g["member_order"] = 0
+    m = phones.merge(members[["id", "guarantor_key", "sort_id"]], left_on="patient_id",
+                     right_on="id")  # fmt: skip
+    m["household_key"], m["group"], m["member_order"] = m["guarantor_key"], 2, m["sort_id"]
+    rows = pd.concat([g, m], ignore_index=True)
+    rows["kind_order"] = rows["kind"].map({k: i for i, k in enumerate(kinds)})
+    rows = rows.sort_values(["household_key", "group", "member_order", "kind_order"], kind="stable")
+    owner_flag = rows["patient_id"].map(pop.patients.set_index("id")["do_not_call"])
+    rows["owner_dnc"] = owner_flag.fillna(False).astype(bool)
+    return rows
+
+
+def household_phones(campaign: CampaignModel, pop: Population,
+                     members: pd.DataFrame) -> HouseholdPhones:  # fmt: skip
+    """Usable phones, zones and phone-stage reasons for the households of ``members``."""
+    rows = _phone_rows(campaign, pop, members)
+    consent_needed = campaign.calling.require_consent_for_mobile
+    usable = rows["valid"].astype(bool) & rows["phone"].notna() & ~rows["phone"].isin(pop.retired)
+    if consent_needed:
+        usable &= ~(rows["kind"].eq("mobile") & rows["consent_source"].isna())
+    rows = rows[usable]
+    everywhere, per_clinic = _dnc_sets(pop, campaign.name)
+    clinics = members.groupby("guarantor_key")["clinic_id"].agg(lambda c: set(c.astype(int)))
+    household_clinics = rows["household_key"].map(clinics)
+    clinic_dnc = [any((p, c) in per_clinic for c in cs) if isinstance(cs, set) else False
+                  for p, cs in zip(rows["phone"], household_clinics, strict=True)]  # fmt: skip
+    flagged = members[members["do_not_call"].astype(bool)]
+    flagged_numbers = set(rows.loc[rows["patient_id"].isin(flagged["id"]), "phone"])
+    rows = rows.assign(dnc=rows["phone"].isin(everywhere) | np.asarray(clinic_dnc, dtype=bool)
+                       | rows["owner_dnc"] | rows["phone"].isin(flagged_numbers))  # fmt: skip
+    # A number is do-not-call for the whole household when it is for any of its owners there.
+    rows["dnc"] = rows.groupby(["household_key", "phone"])["dnc"].transform("max")
+    rows = rows.drop_duplicates(["household_key", "phone"], keep="first")
+    valid_count = rows.groupby("household_key").size()
+    ok = rows[~rows["dnc"]]
+    listed = ok.groupby("household_key", sort=False)["phone"].agg(list)
+    first_zones = ok.drop_duplicates("household_key").set_index("household_key")["timezones"]
+    households = _zones(pop, pd.DataFrame({"phones": listed}), first_zones)
+    reason = _phone_reasons(members, valid_count, households)
+    return HouseholdPhones(reason=reason, households=households)
+
+
+def _zones(pop: Population, households: pd.DataFrame, first_zones: pd.Series) -> pd.DataFrame:
+    """Candidate zones: the guarantor's ZIP zone plus the first phone's area-code zones, else
+    the guarantor's clinic zone (flagged as ``clinic``)."""
+    guarantors = pop.patients.drop_duplicates("external_id").set_index("external_id")
+    keys = households.index.to_series()
+    postal = keys.map(guarantors["postal_code"])
+    zip_zone = geo.zip_timezones(postal.where(postal.notna(), None))
+    clinic_zone = keys.map(guarantors["clinic_id"]).map(pop.clinics.set_index("id")["timezone"])
+    phone_zones = keys.map(first_zones).fillna("")
+    zones, sources = [], []
+    for zipz, phonez, clinicz in zip(zip_zone, phone_zones, clinic_zone, strict=True):
+        found = set(phonez.split()) | ({zipz} if isinstance(zipz, str) else set())
+        source = "+".join(s for s, has in (("area_code", bool(phonez)),
+                                           ("zip", isinstance(zipz, str))) if has)  # fmt: skip
+        if not found and isinstance(clinicz, str):
+            found, source = {clinicz}, "clinic"
+        zones.append(tuple(sorted(found)))
+        sources.append(source or None)
+    return households.assign(zones=zones, timezone_source=sources)
+
+
+def _phone_reasons(members: pd.DataFrame, valid_count: pd.Series,
+                   households: pd.DataFrame) -> pd.Series:  # fmt: skip
+    key = members["guarantor_key"]
+    has_valid = key.map(valid_count).fillna(0).gt(0)
+    has_ok = key.isin(households.index)
+    zoned = key.map(households["zones"].map(bool)).fillna(False).astype(bool)
+    reason = pd.Series(None, index=members.index, dtype=object)
+    reason[members["do_not_call"].astype(bool) | (has_valid & ~has_ok)] = "do_not_call"
+    reason[reason.isna() & ~has_valid] = "no_valid_phone"
+    reason[reason.isna() & ~zoned] = "unknown_timezone"
+    return pd.Series(reason.to_numpy(), index=members["id"].to_numpy(), dtype=object)
+
+
+ENTRY_FRAME_COLUMNS = ["rank", "household_key", "households", "clinic_id", "phone", "phones",
+                       "timezones", "timezone_source", "language", "patient_ids",
+                       "patient_count"]  # fmt: skip
+
+
+def assemble_entries(campaign: CampaignModel, pop: Population, eligible: pd.DataFrame,
+                     phones: HouseholdPhones) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+    """Ranked entries and, per eligible patient id, the key of the entry covering them."""
+    if eligible.empty:
+        columns = [*ENTRY_FRAME_COLUMNS, *campaign.priority_fields]
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}), pd.Series(dtype=object)
+    house = phones.households.loc[eligible["guarantor_key"].unique()]
+    house = house.assign(first_phone=house["phones"].map(lambda p: p[0]))
+    house = house.assign(order=natural_order(house.index.to_series()))
+    house = house.sort_values("order")
+    primary = house.groupby("first_phone")["order"].transform("min")
+    key_of_order = pd.Series(house.index, index=house["order"])
+    house["entry_key"] = primary.map(key_of_order)
+    members = eligible.assign(entry_key=eligible["guarantor_key"].map(house["entry_key"]))
+    members["household_size"] = members.groupby("entry_key")["id"].transform("size")
+    attempts = pop.households.set_index("household_key")["attempts"]
+    house["attempts"] = house.index.to_series().map(attempts).fillna(0)
+    members["attempts"] = members["entry_key"].map(house.groupby("entry_key")["attempts"].max())
+    members["entry_order"] = members["entry_key"].map(house["order"])
+    fields = campaign.priority_fields
+    by = [*fields, "sort_id"]
+    ascending = [key.order == "asc" for key in campaign.priority] + [True]
+    urgent = members.sort_values(by, ascending=ascending, na_position="last", kind="stable")
+    urgent = urgent.drop_duplicates("entry_key")
+    ranked = urgent.sort_values([*fields, "entry_order"], ascending=ascending[:-1] + [True],
+                                na_position="last", kind="stable")  # fmt: skip
+    entries = _entry_rows(ranked, members, house, fields)
+    return entries, pd.Series(members["entry_key"].to_numpy(), index=members["id"].to_numpy())
+
+
+def _entry_rows(ranked: pd.DataFrame, members: pd.DataFrame, house: pd.DataFrame,
+                fields: list[str]) -> pd.DataFrame:  # fmt: skip
+    groups = house.groupby("entry_key")
+    households = pd.Series(house.index.to_numpy(), index=house["entry_key"].to_numpy())
+    households = households.groupby(level=0).agg(list)
+    merged_phones = groups["phones"].agg(lambda lists: list(dict.fromkeys(p for l in lists for p in l)))
+    zones = groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))
+    sources = groups["timezone_source"].agg(lambda s: "+".join(sorted(set("+".join(s).split("+")))))
+    own = members.drop_duplicates("guarantor_key").set_index("guarantor_key")["household_language"]
+    any_es = members.groupby("entry_key")["household_language"].agg(lambda l: (l == "es").any())
+    language = pd.Series(np.where(any_es, "es", any_es.index.map(own)), index=any_es.index)
+    by_order = members.sort_values("sort_id")
+    patient_ids = by_order.groupby("entry_key")["external_id"].agg(";".join)
+    keys = ranked["entry_key"]
+    frame = pd.DataFrame({
+        "rank": np.arange(1, len(ranked) + 1),
+        "household_key": keys.to_numpy(),
+        "households": keys.map(households).to_numpy(),
+        "clinic_id": ranked["clinic_id"].astype("int64").to_numpy(),
+        "phone": keys.map(merged_phones.map(lambda p: p[0])).to_numpy(),
+        "phones": keys.map(merged_phones.map(" ".join)).to_numpy(),
+        "timezones": keys.map(zones).to_numpy(),
+        "timezone_source": keys.map(sources).to_numpy(),
+        "language": keys.map(language).to_numpy(),
+        "patient_ids": keys.map(patient_ids).to_numpy(),
+        "patient_count": keys.map(members.groupby("entry_key").size()).to_numpy(),
+    })  # fmt: skip
+    for name in fields:
+        frame[name] = ranked[name].to_numpy()
+    return frame

@@ -1,0 +1,186 @@
+"""Building, saving and reading dial lists in the store.
+
+A build writes a ``dial_lists`` row with its counts and replaces the campaign's previous
+entries and candidate rows, in one transaction. Entry ids are the ``campaign_households`` ids
+of each entry's household, so they stay the same across rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, delete, insert, select
+
+from dialer.campaigns import CampaignModel
+from dialer.errors import NotFound
+from dialer.lists import DialListResult, build_dial_list
+from dialer.store.models import (
+    Campaign,
+    CampaignHousehold,
+    DialList,
+    DialListEntry,
+    DialListPatient,
+)
+from dialer.store.population import (
+    as_of_dates,
+    campaign_clinic_ids,
+    clinics_frame,
+    load_population,
+)
+
+ENTRY_COLUMNS = ["entry_id", "rank", "clinic_id", "household_key", "phone", "phones", "timezones",
+                 "timezone_source", "language", "patient_ids", "patient_count", "priority"]  # fmt: skip
+
+
+def sync_campaign(conn: Connection, campaign: CampaignModel, path: Path | None,
+                  now: datetime) -> int:  # fmt: skip
+    """Store (or refresh) a campaign's definition; returns its id."""
+    definition = campaign.model_dump(mode="json")
+    row = conn.execute(select(Campaign.id, Campaign.definition).where(
+        Campaign.name == campaign.name)).first()  # fmt: skip
+    if row is None:
+        result = conn.execute(insert(Campaign).values(
+            name=campaign.name, kind=campaign.kind, definition=definition,
+            source_path=str(path) if path else None, created_at=now, updated_at=now,
+        ).returning(Campaign.id))  # fmt: skip
+        return int(result.scalar_one())
+    if row.definition != definition:
+        conn.execute(Campaign.__table__.update().where(Campaign.id == row.id).values(
+            kind=campaign.kind, definition=definition,
+            source_path=str(path) if path else None, updated_at=now))  # fmt: skip
+    return int(row.id)
+
+
+def campaign_id(conn: Connection, name: str) -> int | None:
+    """The stored id of a campaign, or None."""
+    return conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar()
+
+
+def build_list(engine: Engine, campaign: CampaignModel, path: Path | None, *,
+               as_of: date | None = None, now: datetime | None = None) -> tuple[
+    DialListResult, int
+]:  # fmt: skip
+    """Build and save the campaign's list; returns the result and the dial list id."""
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        cid = sync_campaign(conn, campaign, path, now)
+        clinics = clinics_frame(conn)
+        clinic_ids = campaign_clinic_ids(campaign, clinics)
+        dates = as_of_dates(clinics[clinics["id"].isin(clinic_ids)], as_of, now)
+        population = load_population(conn, campaign, cid, dates, clinic_ids)
+        result = build_dial_list(campaign, population, dates, now)
+        list_id = save_dial_list(conn, cid, result, now)
+    return result, list_id
+
+
+def summary_as_of(dates: dict[int, date]) -> date:
+    """One as-of date for a build: the common date, or the earliest when clinics disagree."""
+    return min(dates.values()) if dates else date.today()
+
+
+def _household_ids(conn: Connection, cid: int, keys: list[str], now: datetime) -> dict[str, int]:
+    existing = dict(conn.execute(select(CampaignHousehold.household_key, CampaignHousehold.id)
+                                 .where(CampaignHousehold.campaign_id == cid)).all())  # fmt: skip
+    missing = [k for k in dict.fromkeys(keys) if k not in existing]
+    rows = [{"campaign_id": cid, "household_key": k, "attempts": 0, "created_at": now}
+            for k in missing]  # fmt: skip
+    if rows:
+        bulk_insert(conn, CampaignHousehold.__table__, pd.DataFrame(rows))  # type: ignore[arg-type]
+        existing = dict(conn.execute(select(CampaignHousehold.household_key, CampaignHousehold.id)
+                                     .where(CampaignHousehold.campaign_id == cid)).all())  # fmt: skip
+    return {str(k): int(v) for k, v in existing.items()}
+
+
+def save_dial_list(conn: Connection, cid: int, result: DialListResult, now: datetime) -> int:
+    """Write a build: its summary row, its entries and its candidates; older rows go."""
+    entries = result.entries
+    ids = _household_ids(conn, cid, list(entries["household_key"]), now)
+    dates = result.as_of_by_clinic
+    list_id = conn.execute(insert(DialList).values(
+        campaign_id=cid, as_of=summary_as_of(dates),
+        as_of_by_clinic={str(k): v.isoformat() for k, v in dates.items()}, built_at=now,
+        candidates=len(result.candidates), eligible_patients=result.eligible_patients,
+        entries=len(entries), excluded=result.excluded, priority_fields=result.priority_fields,
+    ).returning(DialList.id)).scalar_one()  # fmt: skip
+    older = select(DialList.id).where(DialList.campaign_id == cid, DialList.id != list_id)
+    conn.execute(delete(DialListEntry).where(DialListEntry.dial_list_id.in_(older)))
+    conn.execute(delete(DialListPatient).where(DialListPatient.dial_list_id.in_(older)))
+    rows = entries.assign(
+        dial_list_id=list_id, entry_id=entries["household_key"].map(ids),
+        priority=[list(values) for values in entries[result.priority_fields].itertuples(
+            index=False)] if len(entries) else [],
+    )  # fmt: skip
+    rows["priority"] = rows["priority"].map(lambda vs: [_json_number(v) for v in vs])
+    bulk_insert(conn, DialListEntry.__table__, rows[["dial_list_id", *ENTRY_COLUMNS]])  # type: ignore[arg-type]
+    cand = result.candidates
+    members = pd.DataFrame({
+        "dial_list_id": list_id, "patient_id": cand["patient_id"].astype("int64"),
+        "entry_id": cand["entry_key"].map(ids).astype("Int64"), "reason": cand["reason"],
+    })  # fmt: skip
+    bulk_insert(conn, DialListPatient.__table__, members)  # type: ignore[arg-type]
+    return int(list_id)
+
+
+def _json_number(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    """Insert a frame's rows: COPY on PostgreSQL, batched executemany elsewhere."""
+    if frame.empty:
+        return
+    clean = frame.astype(object).where(frame.notna(), None)
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, clean)
+        return
+    records = clean.to_dict("records")
+    for start in range(0, len(records), 50_000):
+        conn.execute(insert(table), records[start : start + 50_000])
+
+
+def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    columns = list(frame.columns)
+    json_columns = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for record in frame.itertuples(index=False, name=None):
+            copy.write_row([_copy_value(v, c in json_columns) for v, c in
+                            zip(record, columns, strict=True)])  # fmt: skip
+
+
+def _copy_value(value: Any, is_json: bool) -> Any:
+    if value is None:
+        return None
+    if is_json:
+        return json.dumps(value)
+    return value
+
+
+def latest_list(conn: Connection, name: str) -> DialList:
+    """The campaign's most recent build, or NotFound asking for ``dialer lists build``."""
+    row = conn.execute(
+        select(DialList).join(Campaign, Campaign.id == DialList.campaign_id)
+        .where(Campaign.name == name).order_by(DialList.id.desc()).limit(1)
+    ).scalar()  # fmt: skip
+    if row is None:
+        raise NotFound(f"No list has been built for {name!r}; run `dialer lists build {name}`")
+    return row
+
+
+def list_entries(conn: Connection, list_id: int, limit: int | None = None) -> pd.DataFrame:
+    """Entries of a build in rank order."""
+    query = select(DialListEntry).where(DialListEntry.dial_list_id == list_id).order_by(
+        DialListEntry.rank)  # fmt: skip
+    if limit is not None:
+        query = query.limit(limit)
+    rows = conn.execute(query).scalars().all()
+    return pd.DataFrame([{c: getattr(r, c) for c in ENTRY_COLUMNS} for r in rows],
+                        columns=ENTRY_COLUMNS)  # fmt: skip

@@ -27,7 +27,7 @@ from dialer.ingest.writing import (
     write_clinics,
     write_patients,
 )
-from dialer.store.models import Appointment, Clinic, ImportRun, Patient
+from dialer.store.models import Clinic, ImportRun, Patient
 
 KINDS = ("clinics", "patients", "appointments")
 ProgressHook = Callable[[str, int, int], None]
@@ -115,43 +115,48 @@ def import_file(
         progress("validating", 0, total)
     result = ImportResult(file=str(path), rows=total, kind=kind)
     rejects_path = Path(f"{path}.rejects.csv")
-    with engine.begin() as conn:
-        _lock(conn)
-        checked = check_table(kind, table, mapping, _lookups(conn), snapshot=snapshot)
-        if progress:
-            progress("writing", 0, total)
-        rows = FileRows(checked=checked, table=table, now=now, snapshot=snapshot)
-        writer = {"clinics": write_clinics, "patients": write_patients,
-                  "appointments": write_appointments}[kind]  # fmt: skip
-        counts = writer(conn, rows)
-        result.inserted, result.updated, result.deleted = counts
-        result.rejected = int(checked.errors.ne("").sum())
-        result.unchanged = total - result.inserted - result.updated - result.rejected
-        pending = _stage_rejects(table, checked, rejects_path)
-        result.rejects_file = str(rejects_path) if pending else None
-        result.messages = reject_messages(table, checked)
-        _log_run(conn, result, now)
-        if progress:
-            progress("writing", total, total)
-    _publish_rejects(pending, rejects_path)
+    pending: Path | None = None
+    try:
+        with engine.begin() as conn:
+            _lock(conn)
+            checked = check_table(kind, table, mapping, _lookups(conn), snapshot=snapshot)
+            if progress:
+                progress("writing", 0, total)
+            rows = FileRows(checked=checked, table=table, now=now, snapshot=snapshot)
+            writer = {"clinics": write_clinics, "patients": write_patients,
+                      "appointments": write_appointments}[kind]  # fmt: skip
+            result.inserted, result.updated, result.deleted = writer(conn, rows)
+            result.rejected = int(checked.errors.ne("").sum())
+            result.unchanged = total - result.inserted - result.updated - result.rejected
+            pending = stage_rejects(table, checked.errors, rejects_path)
+            result.rejects_file = str(rejects_path) if pending else None
+            result.messages = reject_messages(table, checked.errors)
+            _log_run(conn, result, now)
+    except BaseException:
+        if pending is not None:
+            pending.unlink(missing_ok=True)
+        raise
+    if progress:
+        progress("writing", total, total)
+    publish_rejects(pending, rejects_path)
     return result
 
 
-def reject_messages(table: RawTable, checked: canonical.Checked) -> list[str]:
+def reject_messages(table: RawTable, errors: pd.Series) -> list[str]:
     """``file:line: error`` for every rejected row (no cell values: they may be patient data)."""
-    bad = checked.errors.ne("")
+    bad = errors.ne("")
     return [f"{table.path}:{line}: {error}"
-            for line, error in zip(table.lines[bad.to_numpy()], checked.errors[bad], strict=True)]  # fmt: skip
+            for line, error in zip(table.lines[bad.to_numpy()], errors[bad], strict=True)]  # fmt: skip
 
 
-def _stage_rejects(table: RawTable, checked: canonical.Checked, target: Path) -> Path | None:
-    """Write rejected rows to a private temporary file beside ``target``; None when there are none."""
-    bad = checked.errors.ne("").to_numpy()
+def stage_rejects(table: RawTable, errors: pd.Series, target: Path) -> Path | None:
+    """Write rejected rows to a private temporary file beside ``target``; None when none."""
+    bad = errors.ne("").to_numpy()
     if not bad.any():
         return None
     frame = table.original[bad].copy()
     frame["line"] = table.lines[bad]
-    frame["error"] = checked.errors[bad].to_numpy()
+    frame["error"] = errors[bad].to_numpy()
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
@@ -159,7 +164,7 @@ def _stage_rejects(table: RawTable, checked: canonical.Checked, target: Path) ->
     return staging
 
 
-def _publish_rejects(staging: Path | None, target: Path) -> None:
+def publish_rejects(staging: Path | None, target: Path) -> None:
     """Move the staged rejects into place once the import committed, or remove a stale file."""
     if staging is None:
         target.unlink(missing_ok=True)
@@ -177,9 +182,3 @@ def _log_run(conn: Connection, result: ImportResult, now: datetime) -> None:
             skipped=result.skipped, rejects_file=result.rejects_file,
         )
     )  # fmt: skip
-
-
-def live_ids(conn: Connection, model: type[Clinic | Patient | Appointment]) -> pd.Series:
-    """External ids of rows not marked deleted (used by tests and snapshots)."""
-    rows = conn.execute(select(model.external_id).where(model.deleted_at.is_(None))).scalars()
-    return pd.Series(list(rows), dtype=object)

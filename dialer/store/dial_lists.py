@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select
 
 from dialer.campaigns import CampaignModel
 from dialer.errors import NotFound
-from dialer.lists import DialListResult, build_dial_list
+from dialer.lists import REASON_TEXT, DialListResult, build_dial_list
 from dialer.store.models import (
     Campaign,
     CampaignHousehold,
     DialList,
     DialListEntry,
     DialListPatient,
+    Patient,
 )
 from dialer.store.population import (
     as_of_dates,
@@ -164,12 +165,12 @@ def _copy_value(value: Any, is_json: bool) -> Any:
     return value
 
 
-def latest_list(conn: Connection, name: str) -> DialList:
+def latest_list(conn: Connection, name: str) -> Row[Any]:
     """The campaign's most recent build, or NotFound asking for ``dialer lists build``."""
     row = conn.execute(
-        select(DialList).join(Campaign, Campaign.id == DialList.campaign_id)
+        select(*DialList.__table__.c).join(Campaign, Campaign.id == DialList.campaign_id)
         .where(Campaign.name == name).order_by(DialList.id.desc()).limit(1)
-    ).scalar()  # fmt: skip
+    ).first()  # fmt: skip
     if row is None:
         raise NotFound(f"No list has been built for {name!r}; run `dialer lists build {name}`")
     return row
@@ -177,10 +178,57 @@ def latest_list(conn: Connection, name: str) -> DialList:
 
 def list_entries(conn: Connection, list_id: int, limit: int | None = None) -> pd.DataFrame:
     """Entries of a build in rank order."""
-    query = select(DialListEntry).where(DialListEntry.dial_list_id == list_id).order_by(
+    columns = [DialListEntry.__table__.c[name] for name in ENTRY_COLUMNS]
+    query = select(*columns).where(DialListEntry.dial_list_id == list_id).order_by(
         DialListEntry.rank)  # fmt: skip
     if limit is not None:
         query = query.limit(limit)
-    rows = conn.execute(query).scalars().all()
-    return pd.DataFrame([{c: getattr(r, c) for c in ENTRY_COLUMNS} for r in rows],
-                        columns=ENTRY_COLUMNS)  # fmt: skip
+    return pd.DataFrame(conn.execute(query).all(), columns=ENTRY_COLUMNS)
+
+
+def explain_patient(conn: Connection, name: str, patient_external_id: str) -> dict[str, Any]:
+    """Why a patient is or is not on the campaign's latest list, and through which entry."""
+    built = latest_list(conn, name)
+    patient = conn.execute(select(Patient.id, Patient.guarantor_external_id, Patient.deleted_at)
+                           .where(Patient.external_id == patient_external_id)).first()  # fmt: skip
+    if patient is None:
+        raise NotFound(f"No patient with id {patient_external_id!r}")
+    out: dict[str, Any] = {
+        "campaign": name, "as_of": built.as_of.isoformat(), "built_at": built.built_at.isoformat(),
+        "patient_id": patient_external_id, "household_id": patient.guarantor_external_id,
+        "on_list": False, "reason": None, "explanation": None, "entry": None,
+    }  # fmt: skip
+    fate = conn.execute(select(DialListPatient.reason, DialListPatient.entry_id).where(
+        DialListPatient.dial_list_id == built.id, DialListPatient.patient_id == patient.id)).first()  # fmt: skip
+    if fate is None:
+        out["reason"] = "not_a_candidate"
+        out["explanation"] = ("not a candidate of this build: the patient's clinic is not one of "
+                              "the campaign's clinics, or the patient was imported or deleted "
+                              "after the build; run `dialer lists build` again")  # fmt: skip
+        return out
+    if fate.reason is not None:
+        out["reason"], out["explanation"] = fate.reason, REASON_TEXT.get(fate.reason)
+        return out
+    entry = conn.execute(select(*DialListEntry.__table__.c).where(
+        DialListEntry.dial_list_id == built.id, DialListEntry.entry_id == fate.entry_id)).one()  # fmt: skip
+    out["on_list"] = True
+    out["entry"] = {
+        "entry_id": entry.entry_id, "rank": entry.rank, "household_id": entry.household_key,
+        "phone": entry.phone, "phones": entry.phones.split(), "timezones": entry.timezones.split(),
+        "language": entry.language, "patient_ids": entry.patient_ids.split(";"),
+        "priority": dict(zip(built.priority_fields, entry.priority, strict=True)),
+    }  # fmt: skip
+    return out
+
+
+def excluded_patients(conn: Connection, list_id: int, limit: int | None = None) -> pd.DataFrame:
+    """Excluded candidates of a build: patient_id, household_id, reason."""
+    query = (select(Patient.external_id.label("patient_id"),
+                    Patient.guarantor_external_id.label("household_id"), DialListPatient.reason)
+             .join(Patient, Patient.id == DialListPatient.patient_id)
+             .where(DialListPatient.dial_list_id == list_id, DialListPatient.reason.is_not(None))
+             .order_by(DialListPatient.id))  # fmt: skip
+    if limit is not None:
+        query = query.limit(limit)
+    result = conn.execute(query)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))

@@ -56,7 +56,8 @@ class ImportResult:
         return data
 
 
-def _lookups(conn: Connection) -> canonical.Lookups:
+def load_lookups(conn: Connection) -> canonical.Lookups:
+    """Live clinics and patients of the store, by external id."""
     clinics = {
         ext: (cid, zone)
         for ext, cid, zone in conn.execute(
@@ -89,7 +90,8 @@ def check_table(kind: str, table: RawTable, mapping: Mapping, lookups: canonical
     return canonical.check_appointments(table, mapping, lookups)
 
 
-def _lock(conn: Connection) -> None:
+def lock_imports(conn: Connection) -> None:
+    """Serialise imports (PostgreSQL advisory lock for the transaction)."""
     # One import at a time on PostgreSQL; SQLite serialises writers by itself.
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(5150001)"))
@@ -118,8 +120,8 @@ def import_file(
     pending: Path | None = None
     try:
         with engine.begin() as conn:
-            _lock(conn)
-            checked = check_table(kind, table, mapping, _lookups(conn), snapshot=snapshot)
+            lock_imports(conn)
+            checked = check_table(kind, table, mapping, load_lookups(conn), snapshot=snapshot)
             if progress:
                 progress("writing", 0, total)
             rows = FileRows(checked=checked, table=table, now=now, snapshot=snapshot)
@@ -131,7 +133,7 @@ def import_file(
             pending = stage_rejects(table, checked.errors, rejects_path)
             result.rejects_file = str(rejects_path) if pending else None
             result.messages = reject_messages(table, checked.errors)
-            _log_run(conn, result, now)
+            log_run(conn, result, now)
     except BaseException:
         if pending is not None:
             pending.unlink(missing_ok=True)
@@ -173,7 +175,8 @@ def publish_rejects(staging: Path | None, target: Path) -> None:
     staging.replace(target)
 
 
-def _log_run(conn: Connection, result: ImportResult, now: datetime) -> None:
+def log_run(conn: Connection, result: ImportResult, now: datetime) -> None:
+    """Record an import in the import log."""
     conn.execute(
         ImportRun.__table__.insert().values(
             kind=result.kind, source=result.file, started_at=now, finished_at=datetime.now(UTC),

@@ -38,6 +38,7 @@ class FileRows:
     table: RawTable
     now: datetime
     snapshot: bool
+    source: str = "csv"  # rows of other sources are never touched by this one's snapshots
 
 
 @dataclass
@@ -121,24 +122,24 @@ def apply_plan(conn: Connection, table: Table, plan: Plan, fields: list[str], no
 def write_clinics(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
     """Upsert clinics."""
     table = Clinic.__table__
-    plan = plan_rows(conn, table, rows, CLINIC_FIELDS)  # type: ignore[arg-type]
-    apply_plan(conn, table, plan, CLINIC_FIELDS, rows.now)  # type: ignore[arg-type]
+    plan = plan_rows(conn, table, rows, CLINIC_FIELDS, rows.source)  # type: ignore[arg-type]
+    apply_plan(conn, table, plan, CLINIC_FIELDS, rows.now, rows.source)  # type: ignore[arg-type]
     return len(plan.new), len(plan.changed), len(plan.stale_ids)
 
 
 def write_appointments(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
     """Upsert appointments."""
     table = Appointment.__table__
-    plan = plan_rows(conn, table, rows, APPOINTMENT_FIELDS)  # type: ignore[arg-type]
-    apply_plan(conn, table, plan, APPOINTMENT_FIELDS, rows.now)  # type: ignore[arg-type]
+    plan = plan_rows(conn, table, rows, APPOINTMENT_FIELDS, rows.source)  # type: ignore[arg-type]
+    apply_plan(conn, table, plan, APPOINTMENT_FIELDS, rows.now, rows.source)  # type: ignore[arg-type]
     return len(plan.new), len(plan.changed), len(plan.stale_ids)
 
 
 def write_patients(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
     """Upsert patients, then their phones and prophy recall, then link guarantors."""
     table = Patient.__table__
-    plan = plan_rows(conn, table, rows, PATIENT_FIELDS)  # type: ignore[arg-type]
-    apply_plan(conn, table, plan, PATIENT_FIELDS, rows.now)  # type: ignore[arg-type]
+    plan = plan_rows(conn, table, rows, PATIENT_FIELDS, rows.source)  # type: ignore[arg-type]
+    apply_plan(conn, table, plan, PATIENT_FIELDS, rows.now, rows.source)  # type: ignore[arg-type]
     touched = pd.concat([plan.new, plan.changed], ignore_index=True)
     ids = {ext: pid for ext, pid in conn.execute(select(Patient.external_id, Patient.id))}
     touched["patient_id"] = touched["external_id"].map(ids).astype("int64")

@@ -26,6 +26,14 @@ POSTGRES_URL = os.environ.get("DIALER_TEST_POSTGRES_URL")
 MYSQL_URL = os.environ.get("DIALER_TEST_MYSQL_URL")
 NO_POSTGRES = "DIALER_TEST_POSTGRES_URL is not set: PostgreSQL cases skipped"
 NO_MYSQL = "DIALER_TEST_MYSQL_URL is not set: MariaDB cases skipped"
+REQUIRE_ALL = bool(os.environ.get("DIALER_REQUIRE_ALL"))
+
+
+def skip_unless_configured(reason: str) -> None:
+    """Skip a database group that is not configured, or fail when CI requires every group."""
+    if REQUIRE_ALL:
+        pytest.fail(f"DIALER_REQUIRE_ALL is set but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -38,7 +46,7 @@ def now() -> datetime:
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose connections use a fresh PostgreSQL schema, dropped after the test."""
     if not POSTGRES_URL:
-        pytest.skip(NO_POSTGRES)
+        skip_unless_configured(NO_POSTGRES)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(normalise_url(POSTGRES_URL))
     with admin.begin() as conn:

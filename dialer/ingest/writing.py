@@ -170,6 +170,7 @@ def replace_phones(conn: Connection, touched: pd.DataFrame, now: datetime) -> No
         for pid, raw, e164, valid in zip(part["patient_id"], part[f"{name}_raw"],
                                          part[f"{name}_phone"], part[f"{name}_valid"],
                                          strict=True):  # fmt: skip
+            e164 = e164 if isinstance(e164, str) else None  # NaN after pandas joins
             source, when = kept.get((int(pid), name, e164 or ""), (None, None))
             if valid and source is None:
                 source, when = CONSENT_SOURCE, now.date()

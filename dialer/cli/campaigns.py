@@ -46,7 +46,12 @@ def validate(app: App, files: tuple[Path, ...]) -> None:
 
 @campaign_group.command("schema")
 def schema() -> None:
-    """Print the JSON Schema of campaign files (for editor validation and completion)."""
+    """Print the JSON Schema of campaign files (for editor validation and completion).
+
+    \b
+    Example:
+      dialer campaign schema > campaign.schema.json
+    """
     print_json(campaign_schema())
 
 
@@ -54,7 +59,12 @@ def schema() -> None:
 @json_option
 @pass_app
 def list_campaigns(app: App, as_json: bool) -> None:
-    """List the campaigns of the campaigns folder."""
+    """List the campaigns of the campaigns folder.
+
+    \b
+    Example:
+      dialer --campaigns ./campaigns campaign list --json
+    """
     folder = app.campaigns_folder()
     found = load_campaigns(folder)
     rows = [[name, c.kind, c.dialing.mode, str(path)] for name, (c, path) in sorted(found.items())]

@@ -68,7 +68,12 @@ def remove(app: App, phone: str, clinic: str | None, campaign: str | None) -> No
 @json_option
 @pass_app
 def list_command(app: App, include_removed: bool, as_json: bool) -> None:
-    """List do-not-call entries."""
+    """List do-not-call entries.
+
+    \b
+    Example:
+      dialer dnc list --all --json
+    """
     with app.engine().connect() as conn:
         frame = list_dnc(conn, include_removed=include_removed)
     if as_json:
@@ -91,7 +96,7 @@ def import_command(app: App, file: Path, clinic: str | None, campaign: str | Non
 
     \b
     Example:
-      dnc import opt-outs.csv --clinic C2
+      dialer dnc import opt-outs.csv --clinic C2
     """
     result = import_dnc(app.engine(), file, (clinic, campaign), encoding=encoding,
                         now=datetime.now(UTC))  # fmt: skip

@@ -46,8 +46,8 @@ PhoneKindName = Literal["mobile", "home", "work"]
 DialingMode = Literal["preview", "progressive", "ratio", "adaptive", "predictive"]
 
 
-def _matching(pattern: str, expected: str) -> Any:
-    """A string type checked against ``pattern`` with a readable error and a schema pattern."""
+def _check(pattern: str, expected: str) -> BeforeValidator:
+    """A validator of strings against ``pattern`` with a readable error."""
     compiled = re.compile(pattern)
 
     def check(value: object) -> object:
@@ -55,19 +55,36 @@ def _matching(pattern: str, expected: str) -> Any:
             raise ValueError(f"expected {expected}")
         return value
 
-    return Annotated[str, BeforeValidator(check), WithJsonSchema({"type": "string",
-                                                                    "pattern": pattern})]
+    return BeforeValidator(check)
 
 
-Duration = _matching(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?(?<=[dhms])",
-                     "a duration such as 30m, 4h or 1d (1d = 24 hours)")
-HHMM = _matching(r"([01]\d|2[0-4]):[0-5]\d", "a time as HH:MM")
-Slug = _matching(r"[a-z0-9][a-z0-9-]{0,63}", "a slug of lower-case letters, digits and -")
+def _schema(pattern: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern})
+
+
+_DURATION = r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?(?<=[dhms])"
+_HHMM = r"([01]\d|2[0-4]):[0-5]\d"
+_SLUG = r"[a-z0-9][a-z0-9-]{0,63}"
+Duration = Annotated[
+    str,
+    _check(_DURATION, "a duration such as 30m, 4h or 1d (1d = 24 hours)"),
+    _schema(_DURATION),
+]
+HHMM = Annotated[str, _check(_HHMM, "a time as HH:MM"), _schema(_HHMM)]
+Slug = Annotated[str, _check(_SLUG, "a slug of lower-case letters, digits and -"), _schema(_SLUG)]
 
 FEDERAL_START, FEDERAL_END = "08:00", "21:00"
-RetryOutcome = Literal["no_answer", "busy", "failed", "machine", "left_message", "abandoned",
-                       "no_disposition", "wrong_number"]  # fmt: skip
-DEFAULT_RETRY_AFTER: dict[str, str] = {
+RetryOutcome = Literal[
+    "no_answer",
+    "busy",
+    "failed",
+    "machine",
+    "left_message",
+    "abandoned",
+    "no_disposition",
+    "wrong_number",
+]
+DEFAULT_RETRY_AFTER: dict[RetryOutcome, str] = {
     "no_answer": "4h",  # rang out: try at another time of day
     "busy": "30m",  # someone is there: soon
     "failed": "1d",  # network or carrier failure: tomorrow
@@ -105,8 +122,14 @@ PRIORITY_FIELDS_BY_KIND: dict[str, frozenset[str]] = {
     "reactivation": frozenset({"months_since_visit"}),
 }
 COMMON_PRIORITY_FIELDS = frozenset({"household_size", "no_show_count", "attempts"})
-PriorityField = Literal["overdue_days", "days_until_appointment", "months_since_visit",
-                        "household_size", "no_show_count", "attempts"]  # fmt: skip
+PriorityField = Literal[
+    "overdue_days",
+    "days_until_appointment",
+    "months_since_visit",
+    "household_size",
+    "no_show_count",
+    "attempts",
+]
 
 
 def duration(text: str) -> timedelta:
@@ -132,9 +155,10 @@ class AudienceBase(Strict):
     """Filters shared by every kind; all bounds inclusive."""
 
     ages: tuple[int, int] | None = Field(
-        None, description="[min, max] age in years on the as-of date; unset: any age. "
-        "When set, an unknown birth date fails it."
-    )  # fmt: skip
+        None,
+        description="[min, max] age in years on the as-of date; unset: any age. "
+        "When set, an unknown birth date fails it.",
+    )
     languages: list[str] | None = Field(
         None, description="Entry languages to call (e.g. [en, es]); unset: every language."
     )
@@ -153,9 +177,10 @@ class RecallAudience(AudienceBase):
     )
     due_within_days: int = Field(14, ge=0, description="Also patients due in the next N days.")
     recall_types: list[str] = Field(
-        ["prophy", "child_prophy", "perio"], min_length=1,
+        ["prophy", "child_prophy", "perio"],
+        min_length=1,
         description="Recall types that count (Open Dental names in lower case, spaces as _).",
-    )  # fmt: skip
+    )
 
     @field_validator("overdue_days")
     @classmethod
@@ -226,13 +251,17 @@ def _default_windows() -> list[Window]:
 class Calling(Strict):
     """When and how often a household may be called."""
 
-    windows: list[Window] = Field(default_factory=_default_windows, min_length=1,
-                                  description="Callee-local windows; default Mon-Fri 09:00-20:00,"
-                                  " Sat 10:00-14:00.")  # fmt: skip
-    skip_holidays: bool = Field(True, description="No calls on US federal or the callee's state "
-                                "holidays.")  # fmt: skip
-    phones: list[PhoneKindName] = Field(["mobile", "home", "work"], min_length=1,
-                                        description="Phone kinds to use, in order.")  # fmt: skip
+    windows: list[Window] = Field(
+        default_factory=_default_windows,
+        min_length=1,
+        description="Callee-local windows; default Mon-Fri 09:00-20:00, Sat 10:00-14:00.",
+    )
+    skip_holidays: bool = Field(
+        True, description="No calls on US federal or the callee's state holidays."
+    )
+    phones: list[PhoneKindName] = Field(
+        ["mobile", "home", "work"], min_length=1, description="Phone kinds to use, in order."
+    )
     max_attempts: int = Field(4, ge=1, description="Attempts per household per campaign.")
     max_attempts_per_day: int = Field(1, ge=1, description="Per household per callee-local day.")
     retry_after: dict[RetryOutcome, Duration] = Field(
@@ -247,7 +276,7 @@ class Calling(Strict):
 
     @field_validator("retry_after")
     @classmethod
-    def _merge_defaults(cls, value: dict[str, str]) -> dict[str, str]:
+    def _merge_defaults(cls, value: dict[RetryOutcome, str]) -> dict[RetryOutcome, str]:
         return {**DEFAULT_RETRY_AFTER, **value}
 
     @field_validator("phones")
@@ -275,14 +304,17 @@ def _check_number(value: str) -> str:
 class Dialing(Strict):
     """How lines are paced."""
 
-    mode: DialingMode = Field("predictive", description="preview, progressive, ratio, adaptive "
-                              "or predictive.")  # fmt: skip
+    mode: DialingMode = Field(
+        "predictive", description="preview, progressive, ratio, adaptive or predictive."
+    )
     ratio: float = Field(2.0, ge=1.0, le=10.0, description="Lines per idle PSR in ratio mode.")
-    max_abandon_rate: float = Field(0.03, gt=0, le=0.03,
-                                    description="Hard cap on abandoned / live answers.")
+    max_abandon_rate: float = Field(
+        0.03, gt=0, le=0.03, description="Hard cap on abandoned / live answers."
+    )
     caller_id: str = Field("clinic", description="'clinic' (the clinic's phone) or E.164.")
-    callback_number: str = Field("clinic", description="Number the messages give: 'clinic' "
-                                 "or E.164.")  # fmt: skip
+    callback_number: str = Field(
+        "clinic", description="Number the messages give: 'clinic' or E.164."
+    )
     voicemail: Literal["leave_message", "hang_up"] = "leave_message"
 
     @field_validator("caller_id", "callback_number")
@@ -329,8 +361,9 @@ class CampaignBase(Strict):
     name: Slug = Field(description="Unique slug, e.g. hygiene-recall.")
     description: str | None = None
     clinics: Literal["all"] | list[str] = Field("all", description="'all' or clinic ids.")
-    priority: list[PriorityKey] = Field(default_factory=list,
-                                        description="Sort keys, most important first.")
+    priority: list[PriorityKey] = Field(
+        default_factory=list, description="Sort keys, most important first."
+    )
     calling: Calling = Field(default_factory=Calling)
     dialing: Dialing = Field(default_factory=Dialing)
     messages: Messages = Field(default_factory=Messages)

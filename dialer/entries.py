@@ -47,11 +47,13 @@ class HouseholdPhones:
 
 def _dnc_sets(pop: Population, campaign: str) -> tuple[set[str], set[tuple[str, int]]]:
     dnc = pop.dnc
-    everywhere = dnc["scope"].eq("global") | (dnc["scope"].eq("campaign") & dnc["campaign"].eq(campaign))
+    everywhere = dnc["scope"].eq("global") | (
+        dnc["scope"].eq("campaign") & dnc["campaign"].eq(campaign)
+    )
     per_clinic = dnc[dnc["scope"].eq("clinic")]
-    return set(dnc.loc[everywhere, "phone"]), set(zip(per_clinic["phone"],
-                                                      per_clinic["clinic_id"].astype(int),
-                                                      strict=True))  # fmt: skip
+    return set(dnc.loc[everywhere, "phone"]), set(
+        zip(per_clinic["phone"], per_clinic["clinic_id"].astype(int), strict=True)
+    )
 
 
 def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame) -> pd.DataFrame:
@@ -60,13 +62,15 @@ def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame)
     phones = pop.phones[pop.phones["kind"].isin(kinds)]
     keys = members["guarantor_key"].unique()
     guarantors = pop.patients[pop.patients["external_id"].isin(keys)]
-    g = phones.merge(guarantors[["id", "external_id", "preferred_phone"]],
-                     left_on="patient_id", right_on="id")  # fmt: skip
+    g = phones.merge(
+        guarantors[["id", "external_id", "preferred_phone"]], left_on="patient_id", right_on="id"
+    )
     g["household_key"] = g["external_id"]
     g["group"] = np.where(g["kind"].eq(g["preferred_phone"]), 0, 1)
     g["member_order"] = 0
-    m = phones.merge(members[["id", "guarantor_key", "sort_id"]], left_on="patient_id",
-                     right_on="id")  # fmt: skip
+    m = phones.merge(
+        members[["id", "guarantor_key", "sort_id"]], left_on="patient_id", right_on="id"
+    )
     m["household_key"], m["group"], m["member_order"] = m["guarantor_key"], 2, m["sort_id"]
     rows = pd.concat([g, m], ignore_index=True)
     rows["kind_order"] = rows["kind"].map({k: i for i, k in enumerate(kinds)})
@@ -76,8 +80,9 @@ def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame)
     return rows
 
 
-def household_phones(campaign: CampaignModel, pop: Population,
-                     members: pd.DataFrame) -> HouseholdPhones:  # fmt: skip
+def household_phones(
+    campaign: CampaignModel, pop: Population, members: pd.DataFrame
+) -> HouseholdPhones:
     """Usable phones, zones and phone-stage reasons for the households of ``members``."""
     rows = _phone_rows(campaign, pop, members)
     consent_needed = campaign.calling.require_consent_for_mobile
@@ -86,14 +91,22 @@ def household_phones(campaign: CampaignModel, pop: Population,
         usable &= ~(rows["kind"].eq("mobile") & rows["consent_source"].isna())
     rows = rows[usable]
     everywhere, per_clinic = _dnc_sets(pop, campaign.name)
-    clinics = members.groupby("guarantor_key")["clinic_id"].agg(lambda c: set(c.astype(int)))
+    clinics = members.groupby("guarantor_key")["clinic_id"].agg(
+        lambda c: set(c.astype(int))  # type: ignore[type-var]
+    )
     household_clinics = rows["household_key"].map(clinics)
-    clinic_dnc = [any((p, c) in per_clinic for c in cs) if isinstance(cs, set) else False
-                  for p, cs in zip(rows["phone"], household_clinics, strict=True)]  # fmt: skip
+    clinic_dnc = [
+        any((p, c) in per_clinic for c in cs) if isinstance(cs, set) else False
+        for p, cs in zip(rows["phone"], household_clinics, strict=True)
+    ]
     flagged = members[members["do_not_call"].astype(bool)]
     flagged_numbers = set(rows.loc[rows["patient_id"].isin(flagged["id"]), "phone"])
-    rows = rows.assign(dnc=rows["phone"].isin(everywhere) | np.asarray(clinic_dnc, dtype=bool)
-                       | rows["owner_dnc"] | rows["phone"].isin(flagged_numbers))  # fmt: skip
+    rows = rows.assign(
+        dnc=rows["phone"].isin(everywhere)
+        | np.asarray(clinic_dnc, dtype=bool)
+        | rows["owner_dnc"]
+        | rows["phone"].isin(flagged_numbers)
+    )
     # A number is do-not-call for the whole household when it is for any of its owners there.
     rows["dnc"] = rows.groupby(["household_key", "phone"])["dnc"].transform("max")
     rows = rows.drop_duplicates(["household_key", "phone"], keep="first")
@@ -118,17 +131,22 @@ def _zones(pop: Population, households: pd.DataFrame, first_zones: pd.Series) ->
     zones, sources = [], []
     for zipz, phonez, clinicz in zip(zip_zone, phone_zones, clinic_zone, strict=True):
         found = set(phonez.split()) | ({zipz} if isinstance(zipz, str) else set())
-        source = "+".join(s for s, has in (("area_code", bool(phonez)),
-                                           ("zip", isinstance(zipz, str))) if has)  # fmt: skip
+        source = "+".join(
+            s for s, has in (("area_code", bool(phonez)), ("zip", isinstance(zipz, str))) if has
+        )
         if not found and isinstance(clinicz, str):
             found, source = {clinicz}, "clinic"
         zones.append(tuple(sorted(found)))
         sources.append(source or None)
-    return households.assign(zones=zones, timezone_source=sources)
+    return households.assign(
+        zones=pd.Series(zones, index=households.index, dtype=object),
+        timezone_source=pd.Series(sources, index=households.index, dtype=object),
+    )
 
 
-def _phone_reasons(members: pd.DataFrame, valid_count: pd.Series,
-                   households: pd.DataFrame) -> pd.Series:  # fmt: skip
+def _phone_reasons(
+    members: pd.DataFrame, valid_count: pd.Series, households: pd.DataFrame
+) -> pd.Series:
     key = members["guarantor_key"]
     has_valid = key.map(valid_count).fillna(0).gt(0)
     has_ok = key.isin(households.index)
@@ -140,13 +158,24 @@ def _phone_reasons(members: pd.DataFrame, valid_count: pd.Series,
     return pd.Series(reason.to_numpy(), index=members["id"].to_numpy(), dtype=object)
 
 
-ENTRY_FRAME_COLUMNS = ["rank", "household_key", "households", "clinic_id", "phone", "phones",
-                       "timezones", "timezone_source", "language", "patient_ids",
-                       "patient_count"]  # fmt: skip
+ENTRY_FRAME_COLUMNS = [
+    "rank",
+    "household_key",
+    "households",
+    "clinic_id",
+    "phone",
+    "phones",
+    "timezones",
+    "timezone_source",
+    "language",
+    "patient_ids",
+    "patient_count",
+]
 
 
-def assemble_entries(campaign: CampaignModel, pop: Population, eligible: pd.DataFrame,
-                     phones: HouseholdPhones) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+def assemble_entries(
+    campaign: CampaignModel, pop: Population, eligible: pd.DataFrame, phones: HouseholdPhones
+) -> tuple[pd.DataFrame, pd.Series]:
     """Ranked entries and, per eligible patient id, the key of the entry covering them."""
     if eligible.empty:
         columns = [*ENTRY_FRAME_COLUMNS, *campaign.priority_fields]
@@ -169,39 +198,49 @@ def assemble_entries(campaign: CampaignModel, pop: Population, eligible: pd.Data
     ascending = [key.order == "asc" for key in campaign.priority] + [True]
     urgent = members.sort_values(by, ascending=ascending, na_position="last", kind="stable")
     urgent = urgent.drop_duplicates("entry_key")
-    ranked = urgent.sort_values([*fields, "entry_order"], ascending=ascending[:-1] + [True],
-                                na_position="last", kind="stable")  # fmt: skip
+    ranked = urgent.sort_values(
+        [*fields, "entry_order"],
+        ascending=[*ascending[:-1], True],
+        na_position="last",
+        kind="stable",
+    )
     entries = _entry_rows(ranked, members, house, fields)
     return entries, pd.Series(members["entry_key"].to_numpy(), index=members["id"].to_numpy())
 
 
-def _entry_rows(ranked: pd.DataFrame, members: pd.DataFrame, house: pd.DataFrame,
-                fields: list[str]) -> pd.DataFrame:  # fmt: skip
+def _entry_rows(
+    ranked: pd.DataFrame, members: pd.DataFrame, house: pd.DataFrame, fields: list[str]
+) -> pd.DataFrame:
     groups = house.groupby("entry_key")
     households = pd.Series(house.index.to_numpy(), index=house["entry_key"].to_numpy())
     households = households.groupby(level=0).agg(list)
-    merged_phones = groups["phones"].agg(lambda lists: list(dict.fromkeys(p for l in lists for p in l)))
+    merged_phones = groups["phones"].agg(
+        lambda lists: list(dict.fromkeys(p for phones in lists for p in phones))
+    )
     zones = groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))
     sources = groups["timezone_source"].agg(lambda s: "+".join(sorted(set("+".join(s).split("+")))))
     own = members.drop_duplicates("guarantor_key").set_index("guarantor_key")["household_language"]
-    any_es = members.groupby("entry_key")["household_language"].agg(lambda l: (l == "es").any())
-    language = pd.Series(np.where(any_es, "es", any_es.index.map(own)), index=any_es.index)
+    any_es = members["household_language"].eq("es").groupby(members["entry_key"]).any()
+    primary = any_es.index.to_series().map(own)
+    language = primary.where(~any_es, "es")
     by_order = members.sort_values("sort_id")
     patient_ids = by_order.groupby("entry_key")["external_id"].agg(";".join)
     keys = ranked["entry_key"]
-    frame = pd.DataFrame({
-        "rank": np.arange(1, len(ranked) + 1),
-        "household_key": keys.to_numpy(),
-        "households": keys.map(households).to_numpy(),
-        "clinic_id": ranked["clinic_id"].astype("int64").to_numpy(),
-        "phone": keys.map(merged_phones.map(lambda p: p[0])).to_numpy(),
-        "phones": keys.map(merged_phones.map(" ".join)).to_numpy(),
-        "timezones": keys.map(zones).to_numpy(),
-        "timezone_source": keys.map(sources).to_numpy(),
-        "language": keys.map(language).to_numpy(),
-        "patient_ids": keys.map(patient_ids).to_numpy(),
-        "patient_count": keys.map(members.groupby("entry_key").size()).to_numpy(),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(ranked) + 1),
+            "household_key": keys.to_numpy(),
+            "households": keys.map(households).to_numpy(),
+            "clinic_id": ranked["clinic_id"].astype("int64").to_numpy(),
+            "phone": keys.map(merged_phones.map(lambda p: p[0])).to_numpy(),
+            "phones": keys.map(merged_phones.map(" ".join)).to_numpy(),
+            "timezones": keys.map(zones).to_numpy(),
+            "timezone_source": keys.map(sources).to_numpy(),
+            "language": keys.map(language).to_numpy(),
+            "patient_ids": keys.map(patient_ids).to_numpy(),
+            "patient_count": keys.map(members.groupby("entry_key").size()).to_numpy(),
+        }
+    )
     for name in fields:
         frame[name] = ranked[name].to_numpy()
     return frame

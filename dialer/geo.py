@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
 import pandas as pd
 import phonenumbers
@@ -34,7 +34,7 @@ def is_timezone(name: str) -> bool:
 def _zip_table() -> dict[str, tuple[str | None, str | None]]:
     table: dict[str, tuple[str | None, str | None]] = {}
     zones = known_timezones()
-    for row in zipcodes.list_all():
+    for row in zipcodes.list_all():  # type: ignore[no-untyped-call]
         zone = row.get("timezone") or None
         table[row["zip_code"]] = (zone if zone in zones else None, row.get("state") or None)
     return table

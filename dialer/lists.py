@@ -18,8 +18,11 @@ from dialer.campaigns import CampaignModel
 from dialer.entries import assemble_entries, household_phones, natural_order
 
 STATUS_REASONS = ("deceased", "inactive", "archived", "non_patient", "prospective")
-TIMING_REASON = {"recall": "not_due", "reminder": "no_appointment_in_window",
-                 "reactivation": "seen_recently"}  # fmt: skip
+TIMING_REASON = {
+    "recall": "not_due",
+    "reminder": "no_appointment_in_window",
+    "reactivation": "seen_recently",
+}
 PHONE_REASONS = ("do_not_call", "no_valid_phone", "unknown_timezone")
 RECENT_CONVERSION_DAYS = 7
 REASON_TEXT = {
@@ -48,8 +51,16 @@ REASON_TEXT = {
 def exclusion_reasons(kind: str) -> list[str]:
     """The exclusion reasons of a campaign kind, in the order they are tested."""
     future = [] if kind == "reminder" else ["has_future_appointment"]
-    return [*STATUS_REASONS, "outside_ages", "language", TIMING_REASON[kind], *future,
-            "recently_converted", "max_attempts_reached", *PHONE_REASONS]  # fmt: skip
+    return [
+        *STATUS_REASONS,
+        "outside_ages",
+        "language",
+        TIMING_REASON[kind],
+        *future,
+        "recently_converted",
+        "max_attempts_reached",
+        *PHONE_REASONS,
+    ]
 
 
 @dataclass
@@ -102,15 +113,19 @@ def ages(birth: pd.Series, as_of: pd.Series) -> pd.Series:
     """Whole years from ``birth`` to ``as_of`` (NaN when the birth date is unknown)."""
     b, a = _days(birth), _days(as_of)
     years = a.dt.year - b.dt.year
-    before_birthday = (a.dt.month < b.dt.month) | ((a.dt.month == b.dt.month) & (a.dt.day < b.dt.day))
-    return (years - before_birthday.astype(int)).astype("float64")
+    before_birthday = (a.dt.month < b.dt.month) | (
+        (a.dt.month == b.dt.month) & (a.dt.day < b.dt.day)
+    )
+    result: pd.Series = (years - before_birthday.astype(int)).astype("float64")
+    return result
 
 
 def months_between(earlier: pd.Series, later: pd.Series) -> pd.Series:
     """Whole calendar months from ``earlier`` to ``later`` (NaN when either is unknown)."""
     e, l_ = _days(earlier), _days(later)
     months = (l_.dt.year - e.dt.year) * 12 + (l_.dt.month - e.dt.month)
-    return (months - (l_.dt.day < e.dt.day).astype(int)).astype("float64")
+    result: pd.Series = (months - (l_.dt.day < e.dt.day).astype(int)).astype("float64")
+    return result
 
 
 def household_languages(patients: pd.DataFrame, clinics: pd.DataFrame) -> pd.Series:
@@ -151,8 +166,10 @@ def _recall_timing(campaign: CampaignModel, pop: Population, cand: pd.DataFrame)
     low, high = audience.overdue_days  # type: ignore[union-attr]
     within = audience.due_within_days  # type: ignore[union-attr]
     ok = overdue.between(low, high) | overdue.between(-within, 0)
-    return pd.DataFrame({"timing_ok": ok.fillna(False).astype(bool),
-                         "overdue_days": overdue.astype("float64")}, index=cand.index)  # fmt: skip
+    return pd.DataFrame(
+        {"timing_ok": ok.fillna(False).astype(bool), "overdue_days": overdue.astype("float64")},
+        index=cand.index,
+    )
 
 
 def _local_dates(start_at: pd.Series, zones: pd.Series) -> pd.Series:
@@ -174,12 +191,15 @@ def _reminder_timing(campaign: CampaignModel, pop: Population, cand: pd.DataFram
     low, high = audience.days_ahead  # type: ignore[union-attr]
     soonest = ahead[ahead.between(low, high)].groupby(appts["patient_id"]).min()
     days = cand["id"].map(soonest)
-    return pd.DataFrame({"timing_ok": days.notna(),
-                         "days_until_appointment": days.astype("float64")}, index=cand.index)  # fmt: skip
+    return pd.DataFrame(
+        {"timing_ok": days.notna(), "days_until_appointment": days.astype("float64")},
+        index=cand.index,
+    )
 
 
-def _reactivation_timing(campaign: CampaignModel, pop: Population,
-                         cand: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+def _reactivation_timing(
+    campaign: CampaignModel, pop: Population, cand: pd.DataFrame
+) -> pd.DataFrame:
     visits = pop.visits.set_index("patient_id")
     completed = cand["id"].map(visits["last_completed_at"])
     zones = cand["clinic_id"].map(pop.clinics.set_index("id")["timezone"]).fillna("UTC")
@@ -188,8 +208,9 @@ def _reactivation_timing(campaign: CampaignModel, pop: Population,
     last = pd.concat([completed_day, recorded], axis=1).max(axis=1)
     months = months_between(last, cand["as_of"])
     low, high = campaign.audience.months_since_visit  # type: ignore[union-attr]
-    return pd.DataFrame({"timing_ok": months.between(low, high),
-                         "months_since_visit": months}, index=cand.index)  # fmt: skip
+    return pd.DataFrame(
+        {"timing_ok": months.between(low, high), "months_since_visit": months}, index=cand.index
+    )
 
 
 def _first_reason(tests: list[tuple[str, pd.Series]], index: pd.Index) -> pd.Series:
@@ -200,8 +221,13 @@ def _first_reason(tests: list[tuple[str, pd.Series]], index: pd.Index) -> pd.Ser
     return reason
 
 
-def _pre_phone_tests(campaign: CampaignModel, pop: Population, cand: pd.DataFrame,
-                     timing: pd.DataFrame, now: datetime) -> list[tuple[str, pd.Series]]:  # fmt: skip
+def _pre_phone_tests(
+    campaign: CampaignModel,
+    pop: Population,
+    cand: pd.DataFrame,
+    timing: pd.DataFrame,
+    now: datetime,
+) -> list[tuple[str, pd.Series]]:
     audience = campaign.audience
     tests = [(status, cand["status"].eq(status)) for status in STATUS_REASONS]
     if audience.ages is not None:
@@ -222,8 +248,9 @@ def _pre_phone_tests(campaign: CampaignModel, pop: Population, cand: pd.DataFram
     return tests
 
 
-def candidates_frame(campaign: CampaignModel, pop: Population,
-                     as_of_by_clinic: dict[int, date]) -> pd.DataFrame:  # fmt: skip
+def candidates_frame(
+    campaign: CampaignModel, pop: Population, as_of_by_clinic: dict[int, date]
+) -> pd.DataFrame:
     """The campaign's candidates with their as-of date, household language and sort id."""
     patients = pop.patients.copy()
     patients["sort_id"] = natural_order(patients["external_id"])
@@ -235,8 +262,9 @@ def candidates_frame(campaign: CampaignModel, pop: Population,
     return cand
 
 
-def build_dial_list(campaign: CampaignModel, pop: Population, as_of_by_clinic: dict[int, date],
-                    now: datetime) -> DialListResult:  # fmt: skip
+def build_dial_list(
+    campaign: CampaignModel, pop: Population, as_of_by_clinic: dict[int, date], now: datetime
+) -> DialListResult:
     """Build the campaign's list: each candidate's reason or entry, and the ranked entries."""
     cand = candidates_frame(campaign, pop, as_of_by_clinic)
     timing = _timing(campaign, pop, cand)
@@ -253,10 +281,14 @@ def build_dial_list(campaign: CampaignModel, pop: Population, as_of_by_clinic: d
         columns={"id": "patient_id", "guarantor_key": "household_key"}
     )
     return DialListResult(
-        campaign=campaign.name, kind=campaign.kind, as_of_by_clinic=dict(as_of_by_clinic),
-        candidates=out.reset_index(drop=True), entries=entries,
-        priority_fields=campaign.priority_fields, reasons=exclusion_reasons(campaign.kind),
-    )  # fmt: skip
+        campaign=campaign.name,
+        kind=campaign.kind,
+        as_of_by_clinic=dict(as_of_by_clinic),
+        candidates=out.reset_index(drop=True),
+        entries=entries,
+        priority_fields=campaign.priority_fields,
+        reasons=exclusion_reasons(campaign.kind),
+    )
 
 
 def empty_frame(columns: list[str]) -> pd.DataFrame:

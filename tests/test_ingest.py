@@ -23,8 +23,10 @@ CLINICS = """clinic_id,name,timezone,state,phone
 C1,Bright Smiles Portland,America/Los_Angeles,OR,(503) 555-0100
 C2,Clínica Sonrisa,America/Chicago,TX,210-555-0101
 """
-PATIENT_HEADER = ("patient_id,clinic_id,first_name,last_name,birth_date,guarantor_id,language,"
-                  "mobile_phone,home_phone,work_phone,postal_code,state")  # fmt: skip
+PATIENT_HEADER = (
+    "patient_id,clinic_id,first_name,last_name,birth_date,guarantor_id,language,"
+    "mobile_phone,home_phone,work_phone,postal_code,state"
+)
 WriteCsv = Callable[..., Path]
 
 
@@ -39,27 +41,46 @@ def clinics(store: Engine, write_csv: WriteCsv, now: datetime) -> Engine:
     return store
 
 
-def patients_csv(write_csv: WriteCsv, *lines: str, header: str = PATIENT_HEADER,
-                 name: str = "patients.csv") -> Path:  # fmt: skip
+def patients_csv(
+    write_csv: WriteCsv, *lines: str, header: str = PATIENT_HEADER, name: str = "patients.csv"
+) -> Path:
     return write_csv(name, "\n".join([header, *lines]) + "\n")
 
 
-def test_clinics_import_counts_and_values(store: Engine, write_csv: WriteCsv, now: datetime) -> None:
+def test_clinics_import_counts_and_values(
+    store: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
     result = import_file(store, "clinics", write_csv("clinics.csv", CLINICS), now=now)
     assert result.as_json() == {
-        "file": str(write_csv("clinics.csv", CLINICS)), "rows": 2, "inserted": 2, "updated": 0,
-        "unchanged": 0, "rejected": 0, "rejects_file": None, "deleted": 0, "skipped": 0,
-    }  # fmt: skip
-    assert rows(store, sa.select(Clinic.external_id, Clinic.name, Clinic.timezone, Clinic.state,
-                                 Clinic.phone).order_by(Clinic.external_id)) == [
+        "file": str(write_csv("clinics.csv", CLINICS)),
+        "rows": 2,
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "rejects_file": None,
+        "deleted": 0,
+        "skipped": 0,
+    }
+    assert rows(
+        store,
+        sa.select(
+            Clinic.external_id, Clinic.name, Clinic.timezone, Clinic.state, Clinic.phone
+        ).order_by(Clinic.external_id),
+    ) == [
         ("C1", "Bright Smiles Portland", "America/Los_Angeles", "OR", "+15035550100"),
         ("C2", "Clínica Sonrisa", "America/Chicago", "TX", "+12105550101"),
-    ]  # fmt: skip
+    ]
 
 
-def test_clinic_rejects_name_each_bad_column(store: Engine, write_csv: WriteCsv, now: datetime) -> None:
-    path = write_csv("clinics.csv", "clinic_id,name,timezone,state,phone\n"
-                                    "C9,Mars,Mars/Olympus,Oregon,123\n,No id,America/Denver,CO,\n")  # fmt: skip
+def test_clinic_rejects_name_each_bad_column(
+    store: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    path = write_csv(
+        "clinics.csv",
+        "clinic_id,name,timezone,state,phone\n"
+        "C9,Mars,Mars/Olympus,Oregon,123\n,No id,America/Denver,CO,\n",
+    )
     result = import_file(store, "clinics", path, now=now)
     assert (result.inserted, result.rejected) == (0, 2)
     assert result.messages == [
@@ -80,48 +101,91 @@ def test_patients_normalised(clinics: Engine, write_csv: WriteCsv, now: datetime
     )
     result = import_file(clinics, "patients", path, now=now)
     assert (result.inserted, result.rejected) == (5, 0)
-    assert rows(clinics, sa.select(Patient.external_id, Patient.guarantor_external_id,
-                                   Patient.language, Patient.state, Patient.status,
-                                   Patient.do_not_call).order_by(Patient.id)) == [
+    assert rows(
+        clinics,
+        sa.select(
+            Patient.external_id,
+            Patient.guarantor_external_id,
+            Patient.language,
+            Patient.state,
+            Patient.status,
+            Patient.do_not_call,
+        ).order_by(Patient.id),
+    ) == [
         ("1", "1", "es", "OR", "active", False),
         ("2", "1", "es", "OR", "active", False),
         ("3", "3", "en", "OR", "active", False),
         ("4", "4", "Vietnamese", "TX", "active", False),
         ("5", "5", None, "TX", "active", False),
-    ]  # fmt: skip
-    phones = rows(clinics, sa.select(Patient.external_id, Phone.kind, Phone.phone, Phone.valid,
-                                     Phone.timezones, Phone.consent_source)
-                  .join(Patient, Patient.id == Phone.patient_id))  # fmt: skip
+    ]
+    phones = rows(
+        clinics,
+        sa.select(
+            Patient.external_id,
+            Phone.kind,
+            Phone.phone,
+            Phone.valid,
+            Phone.timezones,
+            Phone.consent_source,
+        ).join(Patient, Patient.id == Phone.patient_id),
+    )
     assert sorted(phones, key=lambda p: (str(p[0]), str(p[1]))) == [
         ("1", "home", "+15032341111", True, "America/Los_Angeles", "provided_to_practice"),
         ("1", "mobile", "+15032345678", True, "America/Los_Angeles", "provided_to_practice"),
         ("3", "mobile", None, False, None, None),
     ]
     with clinics.connect() as conn:
-        guarantors = conn.execute(sa.text(
-            "SELECT p.external_id, g.external_id FROM patients p JOIN patients g "
-            "ON g.id = p.guarantor_id ORDER BY p.id")).all()  # fmt: skip
-    assert [tuple(g) for g in guarantors] == [("1", "1"), ("2", "1"), ("3", "3"), ("4", "4"),
-                                              ("5", "5")]  # fmt: skip
+        guarantors = conn.execute(
+            sa.text(
+                "SELECT p.external_id, g.external_id FROM patients p JOIN patients g "
+                "ON g.id = p.guarantor_id ORDER BY p.id"
+            )
+        ).all()
+    assert [tuple(g) for g in guarantors] == [
+        ("1", "1"),
+        ("2", "1"),
+        ("3", "3"),
+        ("4", "4"),
+        ("5", "5"),
+    ]
 
 
-@pytest.mark.parametrize(("line", "error"), [
-    pytest.param("1,C1,A,B,02/03/1980,1,en,,,,97201,OR",
-                 "birth_date: expected a date as YYYY-MM-DD", id="date-format"),
-    pytest.param("1,C1,A,B,1980-02-30,1,en,,,,97201,OR",
-                 "birth_date: expected a date as YYYY-MM-DD", id="impossible-date"),
-    pytest.param("1,C9,A,B,1980-02-03,1,en,,,,97201,OR",
-                 "clinic_id: no clinic with this id; import clinics first", id="unknown-clinic"),
-    pytest.param(",C1,A,B,1980-02-03,,en,,,,97201,OR",
-                 "patient_id: a value is required", id="missing-id"),
-    pytest.param("1,C1,A,B,1980-02-03,77,en,,,,97201,OR",
-                 "guarantor_id: no patient with this id in the file or the store",
-                 id="unknown-guarantor"),
-    pytest.param("1,C1,A,B,1980-02-03,1,en,,,,97201,Oregon",
-                 "state: expected a 2-letter US state code", id="state"),
-])  # fmt: skip
-def test_patient_rejects(clinics: Engine, write_csv: WriteCsv, now: datetime, line: str,
-                         error: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        pytest.param(
+            "1,C1,A,B,02/03/1980,1,en,,,,97201,OR",
+            "birth_date: expected a date as YYYY-MM-DD",
+            id="date-format",
+        ),
+        pytest.param(
+            "1,C1,A,B,1980-02-30,1,en,,,,97201,OR",
+            "birth_date: expected a date as YYYY-MM-DD",
+            id="impossible-date",
+        ),
+        pytest.param(
+            "1,C9,A,B,1980-02-03,1,en,,,,97201,OR",
+            "clinic_id: no clinic with this id; import clinics first",
+            id="unknown-clinic",
+        ),
+        pytest.param(
+            ",C1,A,B,1980-02-03,,en,,,,97201,OR", "patient_id: a value is required", id="missing-id"
+        ),
+        pytest.param(
+            "1,C1,A,B,1980-02-03,77,en,,,,97201,OR",
+            "guarantor_id: no patient with this id in the file or the store",
+            id="unknown-guarantor",
+        ),
+        pytest.param(
+            "1,C1,A,B,1980-02-03,1,en,,,,97201,Oregon",
+            "state: expected a 2-letter US state code",
+            id="state",
+        ),
+    ],
+)
+def test_patient_rejects(
+    clinics: Engine, write_csv: WriteCsv, now: datetime, line: str, error: str
+) -> None:
     path = patients_csv(write_csv, line)
     result = import_file(clinics, "patients", path, now=now)
     assert (result.rows, result.inserted, result.rejected) == (1, 0, 1)
@@ -129,53 +193,91 @@ def test_patient_rejects(clinics: Engine, write_csv: WriteCsv, now: datetime, li
     assert rows(clinics, sa.select(sa.func.count()).select_from(Patient)) == [(0,)]
 
 
-@pytest.mark.parametrize(("column", "value", "error"), [
-    ("status", "actve", "status: expected one of active, inactive, archived, deceased, "
-                        "non_patient, prospective"),
-    ("preferred_phone", "cell", "preferred_phone: expected one of mobile, home, work"),
-    ("do_not_call", "Y", "do_not_call: expected true/false, yes/no or 1/0"),
-    ("last_visit_date", "yesterday", "last_visit_date: expected a date as YYYY-MM-DD"),
-    ("recall_due_date", "2026-13-01", "recall_due_date: expected a date as YYYY-MM-DD"),
-])  # fmt: skip
-def test_optional_column_rejects(clinics: Engine, write_csv: WriteCsv, now: datetime,
-                                 column: str, value: str, error: str) -> None:  # fmt: skip
-    path = patients_csv(write_csv, f"1,C1,A,B,1980-02-03,1,en,,,,97201,OR,{value}",
-                        header=f"{PATIENT_HEADER},{column}")
+@pytest.mark.parametrize(
+    ("column", "value", "error"),
+    [
+        (
+            "status",
+            "actve",
+            "status: expected one of active, inactive, archived, deceased, "
+            "non_patient, prospective",
+        ),
+        ("preferred_phone", "cell", "preferred_phone: expected one of mobile, home, work"),
+        ("do_not_call", "Y", "do_not_call: expected true/false, yes/no or 1/0"),
+        ("last_visit_date", "yesterday", "last_visit_date: expected a date as YYYY-MM-DD"),
+        ("recall_due_date", "2026-13-01", "recall_due_date: expected a date as YYYY-MM-DD"),
+    ],
+)
+def test_optional_column_rejects(
+    clinics: Engine, write_csv: WriteCsv, now: datetime, column: str, value: str, error: str
+) -> None:
+    path = patients_csv(
+        write_csv,
+        f"1,C1,A,B,1980-02-03,1,en,,,,97201,OR,{value}",
+        header=f"{PATIENT_HEADER},{column}",
+    )
     result = import_file(clinics, "patients", path, now=now)
     assert result.messages == [f"{path}:2: {error}"]
 
 
-@pytest.mark.parametrize("word,expected", [("TRUE", True), ("yes", True), ("1", True),
-                                           ("False", False), ("NO", False), ("0", False),
-                                           ("", False)])  # fmt: skip
-def test_booleans_any_case(clinics: Engine, write_csv: WriteCsv, now: datetime, word: str,
-                           expected: bool) -> None:  # fmt: skip
-    path = patients_csv(write_csv, f"1,C1,A,B,1980-02-03,1,en,,,,97201,OR,{word}",
-                        header=f"{PATIENT_HEADER},do_not_call")
+@pytest.mark.parametrize(
+    "word,expected",
+    [
+        ("TRUE", True),
+        ("yes", True),
+        ("1", True),
+        ("False", False),
+        ("NO", False),
+        ("0", False),
+        ("", False),
+    ],
+)
+def test_booleans_any_case(
+    clinics: Engine, write_csv: WriteCsv, now: datetime, word: str, expected: bool
+) -> None:
+    path = patients_csv(
+        write_csv,
+        f"1,C1,A,B,1980-02-03,1,en,,,,97201,OR,{word}",
+        header=f"{PATIENT_HEADER},do_not_call",
+    )
     import_file(clinics, "patients", path, now=now)
     assert rows(clinics, sa.select(Patient.do_not_call)) == [(expected,)]
 
 
-def test_guarantor_from_the_store_and_rejected_guarantor(clinics: Engine, write_csv: WriteCsv,
-                                                        now: datetime) -> None:  # fmt: skip
-    import_file(clinics, "patients", patients_csv(write_csv, "10,C1,A,B,1980-01-01,,en,,,,97201,OR"),
-                now=now)  # fmt: skip
-    path = patients_csv(write_csv, "11,C1,C,B,2010-01-01,10,en,,,,97201,OR",
-                        "20,C1,D,E,1980-99-01,,en,,,,97201,OR",
-                        "21,C1,F,E,2012-01-01,20,en,,,,97201,OR", name="more.csv")
+def test_guarantor_from_the_store_and_rejected_guarantor(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    import_file(
+        clinics,
+        "patients",
+        patients_csv(write_csv, "10,C1,A,B,1980-01-01,,en,,,,97201,OR"),
+        now=now,
+    )
+    path = patients_csv(
+        write_csv,
+        "11,C1,C,B,2010-01-01,10,en,,,,97201,OR",
+        "20,C1,D,E,1980-99-01,,en,,,,97201,OR",
+        "21,C1,F,E,2012-01-01,20,en,,,,97201,OR",
+        name="more.csv",
+    )
     result = import_file(clinics, "patients", path, now=now)
     assert (result.inserted, result.rejected) == (1, 2)
-    assert result.messages == [f"{path}:3: birth_date: expected a date as YYYY-MM-DD",
-                               f"{path}:4: guarantor_id: the guarantor's own row is rejected"]
+    assert result.messages == [
+        f"{path}:3: birth_date: expected a date as YYYY-MM-DD",
+        f"{path}:4: guarantor_id: the guarantor's own row is rejected",
+    ]
 
 
 def test_conflicting_duplicates_reject_every_row_and_exact_repeats_are_unchanged(
     clinics: Engine, write_csv: WriteCsv, now: datetime
 ) -> None:
-    path = patients_csv(write_csv, "1,C1,A,B,1980-01-01,,en,,,,97201,OR",
-                        "2,C1,C,D,1981-01-01,,en,,,,97201,OR",
-                        "1,C1,A,B,1980-01-01,,es,,,,97201,OR",
-                        "2,C1,C,D,1981-01-01,,en,,,,97201,OR")  # fmt: skip
+    path = patients_csv(
+        write_csv,
+        "1,C1,A,B,1980-01-01,,en,,,,97201,OR",
+        "2,C1,C,D,1981-01-01,,en,,,,97201,OR",
+        "1,C1,A,B,1980-01-01,,es,,,,97201,OR",
+        "2,C1,C,D,1981-01-01,,en,,,,97201,OR",
+    )
     result = import_file(clinics, "patients", path, now=now)
     assert (result.rows, result.inserted, result.unchanged, result.rejected) == (4, 1, 1, 2)
     assert result.messages == [
@@ -184,9 +286,13 @@ def test_conflicting_duplicates_reject_every_row_and_exact_repeats_are_unchanged
     ]
 
 
-def test_reimport_is_unchanged_then_updates(clinics: Engine, write_csv: WriteCsv,
-                                            now: datetime) -> None:  # fmt: skip
-    lines = ["1,C1,A,B,1980-01-01,,en,5032345678,,,97201,OR", "2,C1,C,B,2010-01-01,1,en,,,,97201,OR"]
+def test_reimport_is_unchanged_then_updates(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    lines = [
+        "1,C1,A,B,1980-01-01,,en,5032345678,,,97201,OR",
+        "2,C1,C,B,2010-01-01,1,en,,,,97201,OR",
+    ]
     path = patients_csv(write_csv, *lines)
     first = import_file(clinics, "patients", path, now=now)
     again = import_file(clinics, "patients", path, now=now)
@@ -197,16 +303,21 @@ def test_reimport_is_unchanged_then_updates(clinics: Engine, write_csv: WriteCsv
     assert rows(clinics, sa.select(Phone.phone)) == [("+15032349999",)]
 
 
-def test_snapshot_marks_absent_rows_deleted(clinics: Engine, write_csv: WriteCsv,
-                                            now: datetime) -> None:  # fmt: skip
-    full = ["1,C1,A,B,1980-01-01,,en,,,,97201,OR", "2,C1,C,D,1981-01-01,,en,,,,97201,OR",
-            "3,C1,E,F,1982-01-01,,en,,,,97201,OR"]  # fmt: skip
+def test_snapshot_marks_absent_rows_deleted(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    full = [
+        "1,C1,A,B,1980-01-01,,en,,,,97201,OR",
+        "2,C1,C,D,1981-01-01,,en,,,,97201,OR",
+        "3,C1,E,F,1982-01-01,,en,,,,97201,OR",
+    ]
     import_file(clinics, "patients", patients_csv(write_csv, *full), now=now)
     partial = patients_csv(write_csv, full[0], full[2], name="snapshot.csv")
     result = import_file(clinics, "patients", partial, snapshot=True, now=now)
     assert (result.rows, result.unchanged, result.deleted) == (2, 2, 1)
     assert rows(clinics, sa.select(Patient.external_id).where(Patient.deleted_at.is_not(None))) == [
-        ("2",)]  # fmt: skip
+        ("2",)
+    ]
     back = import_file(clinics, "patients", patients_csv(write_csv, *full), now=now)
     assert (back.updated, back.unchanged) == (1, 2)
 
@@ -214,9 +325,11 @@ def test_snapshot_marks_absent_rows_deleted(clinics: Engine, write_csv: WriteCsv
 def test_rejects_file_keeps_original_cells_with_physical_lines(
     clinics: Engine, write_csv: WriteCsv, now: datetime
 ) -> None:
-    text = (f"{PATIENT_HEADER},notes\n"
-            '1,C1,A,B,1980-01-01,,en,,,,97201,OR,"two\nline note"\n'
-            "2,C1,C,D,1981-02-30,,en,,,,97201,OR,ok\n")  # fmt: skip
+    text = (
+        f"{PATIENT_HEADER},notes\n"
+        '1,C1,A,B,1980-01-01,,en,,,,97201,OR,"two\nline note"\n'
+        "2,C1,C,D,1981-02-30,,en,,,,97201,OR,ok\n"
+    )
     path = write_csv("patients.csv", text)
     result = import_file(clinics, "patients", path, now=now)
     assert result.rejects_file == f"{path}.rejects.csv"
@@ -233,8 +346,9 @@ def test_rejects_file_keeps_original_cells_with_physical_lines(
     assert not rejects.exists()
 
 
-def test_missing_required_columns_import_nothing(clinics: Engine, write_csv: WriteCsv,
-                                                 now: datetime) -> None:  # fmt: skip
+def test_missing_required_columns_import_nothing(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
     path = write_csv("patients.csv", "patient_id,clinic_id,first_name\n1,C1,A\n")
     with pytest.raises(MissingColumns) as caught:
         import_file(clinics, "patients", path, now=now)
@@ -247,20 +361,27 @@ def test_missing_required_columns_import_nothing(clinics: Engine, write_csv: Wri
     assert rows(clinics, sa.select(sa.func.count()).select_from(Patient)) == [(0,)]
 
 
-@pytest.mark.parametrize(("encoding", "bom"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"),
-                                               ("cp1252", b"")])  # fmt: skip
-def test_encodings_detected(clinics: Engine, tmp_path: Path, now: datetime, encoding: str,
-                            bom: bytes) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("encoding", "bom"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp1252", b"")]
+)
+def test_encodings_detected(
+    clinics: Engine, tmp_path: Path, now: datetime, encoding: str, bom: bytes
+) -> None:
     path = tmp_path / "patients.csv"
-    path.write_bytes(bom + f"{PATIENT_HEADER}\n1,C1,José,Peña Núñez,1980-01-01,,es,,,,97201,OR\n"
-                     .encode(encoding))  # fmt: skip
+    path.write_bytes(
+        bom
+        + f"{PATIENT_HEADER}\n1,C1,José,Peña Núñez,1980-01-01,,es,,,,97201,OR\n".encode(encoding)
+    )
     result = import_file(clinics, "patients", path, now=now)
     assert result.inserted == 1
-    assert rows(clinics, sa.select(Patient.first_name, Patient.last_name)) == [("José", "Peña Núñez")]
+    assert rows(clinics, sa.select(Patient.first_name, Patient.last_name)) == [
+        ("José", "Peña Núñez")
+    ]
 
 
-def test_encoding_override_and_undecodable_file(clinics: Engine, tmp_path: Path,
-                                                now: datetime) -> None:  # fmt: skip
+def test_encoding_override_and_undecodable_file(
+    clinics: Engine, tmp_path: Path, now: datetime
+) -> None:
     path = tmp_path / "patients.csv"
     path.write_bytes(f"{PATIENT_HEADER}\n1,C1,José,B,1980-01-01,,es,,,,97201,OR\n".encode("cp1252"))
     import_file(clinics, "patients", path, encoding="latin-1", now=now)
@@ -269,9 +390,12 @@ def test_encoding_override_and_undecodable_file(clinics: Engine, tmp_path: Path,
         import_file(clinics, "patients", path, encoding="utf-8", now=now)
 
 
-def test_mapping_renames_columns_values_and_dates(clinics: Engine, write_csv: WriteCsv,
-                                                  now: datetime) -> None:  # fmt: skip
-    mapping = write_csv("map.yaml", """
+def test_mapping_renames_columns_values_and_dates(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    mapping = write_csv(
+        "map.yaml",
+        """
 columns: {PatNum: patient_id, "First Name": first_name, Last: last_name, DOB: birth_date,
           Guar: guarantor_id, Lang: language, Cell: mobile_phone, Home: home_phone,
           Work: work_phone, Zip: postal_code, ST: state, Stat: status, Active: do_not_call}
@@ -281,40 +405,61 @@ values:
   do_not_call: {Y: true, N: false}
 date_format: "%m/%d/%Y"
 defaults: {clinic_id: C1}
-""")
-    path = write_csv("export.csv", "PatNum,First Name,Last,DOB,Guar,Lang,Cell,Home,Work,Zip,ST,"
-                                   "Stat,Active\n7,Ana,B,02/03/1980,7,Espanol,,,,97201,OR,I,y\n")  # fmt: skip
+""",
+    )
+    path = write_csv(
+        "export.csv",
+        "PatNum,First Name,Last,DOB,Guar,Lang,Cell,Home,Work,Zip,ST,"
+        "Stat,Active\n7,Ana,B,02/03/1980,7,Espanol,,,,97201,OR,I,y\n",
+    )
     result = import_file(clinics, "patients", path, mapping_path=mapping, now=now)
     assert result.inserted == 1, result.messages
-    assert rows(clinics, sa.select(Patient.external_id, Patient.birth_date, Patient.language,
-                                   Patient.status, Patient.do_not_call)) == [
-        ("7", date(1980, 2, 3), "es", "inactive", True)]  # fmt: skip
+    assert rows(
+        clinics,
+        sa.select(
+            Patient.external_id,
+            Patient.birth_date,
+            Patient.language,
+            Patient.status,
+            Patient.do_not_call,
+        ),
+    ) == [("7", date(1980, 2, 3), "es", "inactive", True)]
 
 
-def test_prophy_recall_from_patients_file(clinics: Engine, write_csv: WriteCsv,
-                                          now: datetime) -> None:  # fmt: skip
-    path = patients_csv(write_csv, "1,C1,A,B,1980-01-01,,en,,,,97201,OR,2026-12-01",
-                        header=f"{PATIENT_HEADER},recall_due_date")
+def test_prophy_recall_from_patients_file(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    path = patients_csv(
+        write_csv,
+        "1,C1,A,B,1980-01-01,,en,,,,97201,OR,2026-12-01",
+        header=f"{PATIENT_HEADER},recall_due_date",
+    )
     import_file(clinics, "patients", path, now=now)
-    assert rows(clinics, sa.select(Recall.recall_type, Recall.due_date, Recall.disabled,
-                                   Recall.scheduled_date)) == [
-        ("prophy", date(2026, 12, 1), False, None)]  # fmt: skip
+    assert rows(
+        clinics,
+        sa.select(Recall.recall_type, Recall.due_date, Recall.disabled, Recall.scheduled_date),
+    ) == [("prophy", date(2026, 12, 1), False, None)]
 
 
 APPT_HEADER = "appointment_id,patient_id,clinic_id,start_at,duration_minutes,status,kind"
 
 
-def test_appointments_local_times_become_utc(clinics: Engine, write_csv: WriteCsv,
-                                             now: datetime) -> None:  # fmt: skip
-    import_file(clinics, "patients", patients_csv(write_csv, "1,C1,A,B,1980-01-01,,en,,,,97201,OR"),
-                now=now)  # fmt: skip
-    path = write_csv("appts.csv", f"{APPT_HEADER}\n"
-                     "A1,1,C1,2026-07-01 09:30,60,scheduled,hygiene\n"
-                     "A2,1,C2,2026-12-01 16:00,,completed,\n"
-                     "A3,1,C2,2026-03-08 02:30,30,scheduled,exam\n"
-                     "A4,1,C1,2026-11-01 01:30,30,scheduled,exam\n"
-                     "A5,9,C1,2026-07-01 09:30,60,scheduled,hygiene\n"
-                     "A6,1,C1,2026-07-01 09:30,60,pending,cleaning\n")  # fmt: skip
+def test_appointments_local_times_become_utc(
+    clinics: Engine, write_csv: WriteCsv, now: datetime
+) -> None:
+    import_file(
+        clinics, "patients", patients_csv(write_csv, "1,C1,A,B,1980-01-01,,en,,,,97201,OR"), now=now
+    )
+    path = write_csv(
+        "appts.csv",
+        f"{APPT_HEADER}\n"
+        "A1,1,C1,2026-07-01 09:30,60,scheduled,hygiene\n"
+        "A2,1,C2,2026-12-01 16:00,,completed,\n"
+        "A3,1,C2,2026-03-08 02:30,30,scheduled,exam\n"
+        "A4,1,C1,2026-11-01 01:30,30,scheduled,exam\n"
+        "A5,9,C1,2026-07-01 09:30,60,scheduled,hygiene\n"
+        "A6,1,C1,2026-07-01 09:30,60,pending,cleaning\n",
+    )
     result = import_file(clinics, "appointments", path, now=now)
     assert (result.inserted, result.rejected) == (3, 3)
     assert result.messages == [
@@ -324,20 +469,30 @@ def test_appointments_local_times_become_utc(clinics: Engine, write_csv: WriteCs
         f"{path}:7: status: expected one of scheduled, confirmed, completed, cancelled, broken, "
         "no_show; kind: expected one of hygiene, exam, treatment, emergency, other",
     ]
-    assert rows(clinics, sa.select(Appointment.external_id, Appointment.start_at,
-                                   Appointment.duration_minutes, Appointment.kind)
-                .order_by(Appointment.external_id)) == [
+    assert rows(
+        clinics,
+        sa.select(
+            Appointment.external_id,
+            Appointment.start_at,
+            Appointment.duration_minutes,
+            Appointment.kind,
+        ).order_by(Appointment.external_id),
+    ) == [
         ("A1", datetime(2026, 7, 1, 16, 30, tzinfo=UTC), 60, "hygiene"),
         ("A2", datetime(2026, 12, 1, 22, 0, tzinfo=UTC), None, None),
         # 01:30 happens twice on 2026-11-01 in Portland: the first (daylight) one is taken.
         ("A4", datetime(2026, 11, 1, 8, 30, tzinfo=UTC), 30, "exam"),
-    ]  # fmt: skip
+    ]
 
 
-def test_a_failed_write_leaves_nothing_behind(clinics: Engine, write_csv: WriteCsv,
-                                              now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    path = patients_csv(write_csv, "1,C1,A,B,1980-01-01,,en,5032345678,,,97201,OR",
-                        "2,C1,C,D,19800101,,en,,,,97201,OR")  # fmt: skip
+def test_a_failed_write_leaves_nothing_behind(
+    clinics: Engine, write_csv: WriteCsv, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = patients_csv(
+        write_csv,
+        "1,C1,A,B,1980-01-01,,en,5032345678,,,97201,OR",
+        "2,C1,C,D,19800101,,en,,,,97201,OR",
+    )
 
     def broken_link(conn: sa.Connection) -> None:
         raise RuntimeError("disk full")
@@ -352,19 +507,32 @@ def test_a_failed_write_leaves_nothing_behind(clinics: Engine, write_csv: WriteC
     assert list(path.parent.glob(".*.tmp")) == []
 
 
-def test_cli_import_json_and_messages_without_patient_data(store: Engine, db_url: str,
-                                                           write_csv: WriteCsv) -> None:  # fmt: skip
+def test_cli_import_json_and_messages_without_patient_data(
+    store: Engine, db_url: str, write_csv: WriteCsv
+) -> None:
     runner = CliRunner()
     clinics_path = write_csv("clinics.csv", CLINICS)
-    assert runner.invoke(cli, ["--db", db_url, "import", "clinics", str(clinics_path)]).exit_code == 0
-    path = patients_csv(write_csv, "1,C1,Ana,Peña,1980-02-03,,es,5032345678,,,97201,OR",
-                        "2,C1,Secret,Name,1999-99-99,,es,(503) 234-1111,,,97201,OR")  # fmt: skip
+    assert (
+        runner.invoke(cli, ["--db", db_url, "import", "clinics", str(clinics_path)]).exit_code == 0
+    )
+    path = patients_csv(
+        write_csv,
+        "1,C1,Ana,Peña,1980-02-03,,es,5032345678,,,97201,OR",
+        "2,C1,Secret,Name,1999-99-99,,es,(503) 234-1111,,,97201,OR",
+    )
     out = runner.invoke(cli, ["--db", db_url, "import", "patients", str(path), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output) == {
-        "file": str(path), "rows": 2, "inserted": 1, "updated": 0, "unchanged": 0,
-        "rejected": 1, "rejects_file": f"{path}.rejects.csv", "deleted": 0, "skipped": 0,
-    }  # fmt: skip
+        "file": str(path),
+        "rows": 2,
+        "inserted": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+        "rejects_file": f"{path}.rejects.csv",
+        "deleted": 0,
+        "skipped": 0,
+    }
     table = runner.invoke(cli, ["--db", db_url, "import", "patients", str(path)])
     assert f"{path}:3: birth_date: expected a date as YYYY-MM-DD" in table.output
     for secret in ("Secret", "Name", "1999-99-99", "234-1111", "2341111"):
@@ -375,6 +543,8 @@ def test_cli_missing_columns_exit_1(store: Engine, db_url: str, write_csv: Write
     path = write_csv("clinics.csv", "clinic_id,name\nC1,X\n")
     out = CliRunner().invoke(cli, ["--db", db_url, "import", "clinics", str(path)])
     assert out.exit_code == 1
-    assert out.output == (f"Error: {path}: missing required columns timezone, state, phone for "
-                          "clinics; nothing was imported (see `dialer import clinics --help` for "
-                          "the columns, or map yours with --mapping)\n")  # fmt: skip
+    assert out.output == (
+        f"Error: {path}: missing required columns timezone, state, phone for "
+        "clinics; nothing was imported (see `dialer import clinics --help` for "
+        "the columns, or map yours with --mapping)\n"
+    )

@@ -34,9 +34,21 @@ def test_times_come_back_aware_utc(store: Engine) -> None:
     pacific = timezone(timedelta(hours=-8))
     started = datetime(2026, 11, 28, 7, 0, tzinfo=pacific)
     with store.begin() as conn:
-        conn.execute(sa.insert(ImportRun).values(
-            kind="x", source="s", started_at=started, finished_at=started, rows=0, inserted=0,
-            updated=0, unchanged=0, rejected=0, deleted=0, skipped=0))  # fmt: skip
+        conn.execute(
+            sa.insert(ImportRun).values(
+                kind="x",
+                source="s",
+                started_at=started,
+                finished_at=started,
+                rows=0,
+                inserted=0,
+                updated=0,
+                unchanged=0,
+                rejected=0,
+                deleted=0,
+                skipped=0,
+            )
+        )
         back = conn.execute(sa.select(ImportRun.started_at)).scalar_one()
     assert back == datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
     assert back.tzinfo is not None and back.utcoffset() == timedelta(0)
@@ -53,7 +65,9 @@ def test_postgres_refuses_an_old_schema_until_init(postgres_schema_url: str) -> 
     assert refused.output.endswith("Run `dialer init` to create or upgrade it.\n")
     init = runner.invoke(cli, ["--db", postgres_schema_url, "init"])
     assert init.exit_code == 0
-    assert init.output.endswith(f"is at schema revision {head_revision(open_store(postgres_schema_url))}.\n")
+    assert init.output.endswith(
+        f"is at schema revision {head_revision(open_store(postgres_schema_url))}.\n"
+    )
     assert runner.invoke(cli, ["--db", postgres_schema_url, "dnc", "list"]).exit_code == 0
 
 

@@ -28,11 +28,19 @@ class DialerGroup(click.Group):
 
 
 @click.group(cls=DialerGroup, epilog=settings_help())
-@click.option("--db", "database_url", metavar="URL",
-              help="Database URL (overrides DIALER_DATABASE_URL; default sqlite:///dialer.db).")
-@click.option("--campaigns", "campaigns_dir", metavar="DIR",
-              type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of campaign files (overrides DIALER_CAMPAIGNS_DIR).")
+@click.option(
+    "--db",
+    "database_url",
+    metavar="URL",
+    help="Database URL (overrides DIALER_DATABASE_URL; default sqlite:///dialer.db).",
+)
+@click.option(
+    "--campaigns",
+    "campaigns_dir",
+    metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of campaign files (overrides DIALER_CAMPAIGNS_DIR).",
+)
 @click.version_option(__version__, prog_name="dialer")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, campaigns_dir: Path | None) -> None:

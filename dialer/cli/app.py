@@ -62,7 +62,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 def console(err: bool = False) -> Console:
     """A rich console on stdout (or stderr)."""
-    return Console(stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    return Console(
+        stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200
+    )
 
 
 def print_json(data: Any) -> None:

@@ -26,8 +26,7 @@ def dnc_group() -> None:
 @campaign_option
 @click.option("--reason", metavar="TEXT", help="Why (kept with the entry).")
 @pass_app
-def add(app: App, phone: str, clinic: str | None, campaign: str | None,
-        reason: str | None) -> None:  # fmt: skip
+def add(app: App, phone: str, clinic: str | None, campaign: str | None, reason: str | None) -> None:
     """Put PHONE (any format) on the global list, or a clinic's or campaign's.
 
     \b
@@ -90,16 +89,23 @@ def list_command(app: App, include_removed: bool, as_json: bool) -> None:
 @click.option("--encoding", metavar="ENC", help="File encoding (default: detected).")
 @json_option
 @pass_app
-def import_command(app: App, file: Path, clinic: str | None, campaign: str | None,
-                   encoding: str | None, as_json: bool) -> None:  # fmt: skip
+def import_command(
+    app: App,
+    file: Path,
+    clinic: str | None,
+    campaign: str | None,
+    encoding: str | None,
+    as_json: bool,
+) -> None:
     """Import a CSV of numbers (column phone; optional reason) into one list.
 
     \b
     Example:
       dialer dnc import opt-outs.csv --clinic C2
     """
-    result = import_dnc(app.engine(), file, (clinic, campaign), encoding=encoding,
-                        now=datetime.now(UTC))  # fmt: skip
+    result = import_dnc(
+        app.engine(), file, (clinic, campaign), encoding=encoding, now=datetime.now(UTC)
+    )
     render_import(result, as_json)
 
 

@@ -17,14 +17,21 @@ SHOWN_REJECTS = 10
 PROGRESS_MIN_ROWS = 10_000
 
 file_argument = click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-mapping_option = click.option("--mapping", type=click.Path(path_type=Path, dir_okay=False),
-                              help="YAML column mapping for a practice system's own export.")
-encoding_option = click.option("--encoding", metavar="ENC",
-                               help="File encoding (default: detect UTF-8, UTF-8 with BOM or "
-                               "Windows-1252).")
-snapshot_option = click.option("--snapshot", is_flag=True,
-                               help="The file is a full export: rows absent from it are marked "
-                               "deleted.")
+mapping_option = click.option(
+    "--mapping",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML column mapping for a practice system's own export.",
+)
+encoding_option = click.option(
+    "--encoding",
+    metavar="ENC",
+    help="File encoding (default: detect UTF-8, UTF-8 with BOM or Windows-1252).",
+)
+snapshot_option = click.option(
+    "--snapshot",
+    is_flag=True,
+    help="The file is a full export: rows absent from it are marked deleted.",
+)
 
 
 @click.group("import")
@@ -38,8 +45,13 @@ def import_progress() -> Iterator[Callable[[str, int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console(err=True), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console(err=True),
+        transient=True,
+    ) as bar:
         task = None
 
         def hook(stage: str, done: int, total: int) -> None:
@@ -66,8 +78,11 @@ def render_import(result: ImportResult, as_json: bool) -> None:
     if result.rejects_file:
         more = len(result.messages) - SHOWN_REJECTS
         extra = f" ({more} more not shown)" if more > 0 else ""
-        out.print(f"Rejected rows{extra} are in {result.rejects_file}; fix them there and "
-                  "import that file again.", markup=False)
+        out.print(
+            f"Rejected rows{extra} are in {result.rejects_file}; fix them there and "
+            "import that file again.",
+            markup=False,
+        )
 
 
 def _file_command(kind: str, example: str) -> click.Command:
@@ -78,19 +93,33 @@ def _file_command(kind: str, example: str) -> click.Command:
     @snapshot_option
     @json_option
     @pass_app
-    def command(app: App, file: Path, mapping: Path | None, encoding: str | None,
-                snapshot: bool, as_json: bool) -> None:
+    def command(
+        app: App,
+        file: Path,
+        mapping: Path | None,
+        encoding: str | None,
+        snapshot: bool,
+        as_json: bool,
+    ) -> None:
         with import_progress() as hook:
-            result = import_file(app.engine(), kind, file, mapping_path=mapping,
-                                 encoding=encoding, snapshot=snapshot, progress=hook)
+            result = import_file(
+                app.engine(),
+                kind,
+                file,
+                mapping_path=mapping,
+                encoding=encoding,
+                snapshot=snapshot,
+                progress=hook,
+            )
         render_import(result, as_json)
 
     return command
 
 
 import_group.add_command(_file_command("clinics", "dialer import clinics clinics.csv"))
-import_group.add_command(_file_command(
-    "patients", "dialer import patients export.csv --mapping dentrix.yaml --snapshot"))
+import_group.add_command(
+    _file_command("patients", "dialer import patients export.csv --mapping dentrix.yaml --snapshot")
+)
 import_group.add_command(_file_command("appointments", "dialer import appointments appts.csv"))
 
 COMMANDS = [import_group]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime
+from typing import Any
 
 import click
 import pandas as pd
@@ -17,8 +18,7 @@ from dialer.store.dial_lists import (
     list_entries,
 )
 
-SHOW_COLUMNS = ["rank", "entry_id", "phone", "timezones", "language", "household_id",
-                "patient_ids"]  # fmt: skip
+SHOW_COLUMNS = ["rank", "entry_id", "phone", "timezones", "language", "household_id", "patient_ids"]
 campaign_argument = click.argument("campaign")
 
 
@@ -38,8 +38,12 @@ def _as_of(value: str | None) -> date | None:
 
 @lists_group.command("build")
 @campaign_argument
-@click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
-              help="Build as of this date (default: today in each clinic's zone).")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="YYYY-MM-DD",
+    help="Build as of this date (default: today in each clinic's zone).",
+)
 @json_option
 @pass_app
 def build(app: App, campaign: str, as_of: str | None, as_json: bool) -> None:
@@ -52,23 +56,32 @@ def build(app: App, campaign: str, as_of: str | None, as_json: bool) -> None:
     definition, path = app.campaign(campaign)
     result, _ = build_list(app.engine(), definition, path, as_of=_as_of(as_of))
     dates = sorted({d.isoformat() for d in result.as_of_by_clinic.values()})
-    summary = {
-        "campaign": result.campaign, "as_of": dates[0] if dates else None,
-        "candidates": len(result.candidates), "eligible_patients": result.eligible_patients,
-        "entries": len(result.entries), "excluded": result.excluded,
-    }  # fmt: skip
+    summary: dict[str, Any] = {
+        "campaign": result.campaign,
+        "as_of": dates[0] if dates else None,
+        "candidates": len(result.candidates),
+        "eligible_patients": result.eligible_patients,
+        "entries": len(result.entries),
+        "excluded": result.excluded,
+    }
     if len(dates) > 1:
-        summary["as_of_by_clinic"] = {str(k): v.isoformat()
-                                      for k, v in result.as_of_by_clinic.items()}  # fmt: skip
+        summary["as_of_by_clinic"] = {
+            str(k): v.isoformat() for k, v in result.as_of_by_clinic.items()
+        }
     if as_json:
         print_json(summary)
         return
     out = console()
-    out.print(table(f"{result.campaign} as of {', '.join(dates)}",
-                    ["candidates", "eligible patients", "entries"],
-                    [[summary["candidates"], summary["eligible_patients"],
-                      summary["entries"]]]))  # fmt: skip
-    out.print(table("Excluded", ["reason", "patients"], [[k, v] for k, v in result.excluded.items()]))
+    out.print(
+        table(
+            f"{result.campaign} as of {', '.join(dates)}",
+            ["candidates", "eligible patients", "entries"],
+            [[summary["candidates"], summary["eligible_patients"], summary["entries"]]],
+        )
+    )
+    out.print(
+        table("Excluded", ["reason", "patients"], [[k, v] for k, v in result.excluded.items()])
+    )
     out.print(f"Next: dialer lists show {result.campaign} --limit 10", markup=False)
 
 
@@ -86,7 +99,11 @@ def entries_frame(app: App, campaign: str, limit: int | None) -> pd.DataFrame:
         entries = list_entries(conn, built.id, limit)
     frame = entries.rename(columns={"household_key": "household_id"})
     for index, field in enumerate(built.priority_fields):
-        frame[field] = [_plain(values[index]) for values in entries["priority"]]
+        frame[field] = pd.Series(
+            [_plain(values[index]) for values in entries["priority"]],
+            index=frame.index,
+            dtype=object,
+        )
     return frame[[*SHOW_COLUMNS, *built.priority_fields]]
 
 
@@ -101,8 +118,13 @@ def excluded_frame(app: App, campaign: str, limit: int | None) -> pd.DataFrame:
 @campaign_argument
 @click.option("--limit", type=click.IntRange(min=0), help="Show the first N rows only.")
 @click.option("--excluded", is_flag=True, help="List excluded patients and their reasons.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @pass_app
 def show(app: App, campaign: str, limit: int | None, excluded: bool, fmt: str) -> None:
     """Show CAMPAIGN's latest list, best first (or its excluded patients).
@@ -112,7 +134,9 @@ def show(app: App, campaign: str, limit: int | None, excluded: bool, fmt: str) -
       dialer lists show hygiene-recall --limit 10
       dialer lists show reminders --format csv > reminders.csv
     """
-    frame = excluded_frame(app, campaign, limit) if excluded else entries_frame(app, campaign, limit)
+    frame = (
+        excluded_frame(app, campaign, limit) if excluded else entries_frame(app, campaign, limit)
+    )
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
     elif fmt == "json":
@@ -154,10 +178,12 @@ def explanation_text(facts: dict[str, object]) -> str:
     others = entry["phones"][1:]
     then = f" (then {', '.join(others)})" if others else ""
     priority = ", ".join(f"{k} {_plain(v)}" for k, v in entry["priority"].items())
-    return (f"{head} is on the {built}: entry {entry['entry_id']}, rank {entry['rank']}, "
-            f"called on {entry['phone']}{then} for patients {', '.join(entry['patient_ids'])}; "
-            f"time zones {', '.join(entry['timezones'])}; language {entry['language']}; "
-            f"{priority}.")  # fmt: skip
+    return (
+        f"{head} is on the {built}: entry {entry['entry_id']}, rank {entry['rank']}, "
+        f"called on {entry['phone']}{then} for patients {', '.join(entry['patient_ids'])}; "
+        f"time zones {', '.join(entry['timezones'])}; language {entry['language']}; "
+        f"{priority}."
+    )
 
 
 COMMANDS = [lists_group]

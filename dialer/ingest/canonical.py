@@ -8,6 +8,7 @@ phones, which are kept and stored as invalid so the patient is not lost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -19,19 +20,47 @@ from dialer.store.models import AppointmentKind, AppointmentStatus, PatientStatu
 CLINIC_COLUMNS = ("clinic_id", "name", "timezone", "state", "phone")
 CLINIC_OPTIONAL = ("language",)
 PATIENT_COLUMNS = (
-    "patient_id", "clinic_id", "first_name", "last_name", "birth_date", "guarantor_id",
-    "language", "mobile_phone", "home_phone", "work_phone", "postal_code", "state",
-)  # fmt: skip
-PATIENT_OPTIONAL = ("preferred_phone", "do_not_call", "status", "last_visit_date",
-                    "recall_due_date")  # fmt: skip
-APPOINTMENT_COLUMNS = ("appointment_id", "patient_id", "clinic_id", "start_at",
-                       "duration_minutes", "status", "kind")  # fmt: skip
+    "patient_id",
+    "clinic_id",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "guarantor_id",
+    "language",
+    "mobile_phone",
+    "home_phone",
+    "work_phone",
+    "postal_code",
+    "state",
+)
+PATIENT_OPTIONAL = (
+    "preferred_phone",
+    "do_not_call",
+    "status",
+    "last_visit_date",
+    "recall_due_date",
+)
+APPOINTMENT_COLUMNS = (
+    "appointment_id",
+    "patient_id",
+    "clinic_id",
+    "start_at",
+    "duration_minutes",
+    "status",
+    "kind",
+)
 APPOINTMENT_OPTIONAL = ("booked_at",)
 
-REQUIRED = {"clinics": CLINIC_COLUMNS, "patients": PATIENT_COLUMNS,
-            "appointments": APPOINTMENT_COLUMNS}  # fmt: skip
-OPTIONAL = {"clinics": CLINIC_OPTIONAL, "patients": PATIENT_OPTIONAL,
-            "appointments": APPOINTMENT_OPTIONAL}  # fmt: skip
+REQUIRED = {
+    "clinics": CLINIC_COLUMNS,
+    "patients": PATIENT_COLUMNS,
+    "appointments": APPOINTMENT_COLUMNS,
+}
+OPTIONAL = {
+    "clinics": CLINIC_OPTIONAL,
+    "patients": PATIENT_OPTIONAL,
+    "appointments": APPOINTMENT_OPTIONAL,
+}
 ID_COLUMN = {"clinics": "clinic_id", "patients": "patient_id", "appointments": "appointment_id"}
 PHONE_COLUMNS = {kind.value: f"{kind.value}_phone" for kind in PhoneKind}
 
@@ -60,8 +89,17 @@ class Checked:
 
 def human_format(fmt: str) -> str:
     """A strptime format as users read it: ``%Y-%m-%d`` -> ``YYYY-MM-DD``."""
-    for token, text in (("%Y", "YYYY"), ("%y", "YY"), ("%m", "MM"), ("%d", "DD"), ("%H", "HH"),
-                        ("%I", "hh"), ("%M", "mm"), ("%S", "ss"), ("%p", "AM/PM")):  # fmt: skip
+    for token, text in (
+        ("%Y", "YYYY"),
+        ("%y", "YY"),
+        ("%m", "MM"),
+        ("%d", "DD"),
+        ("%H", "HH"),
+        ("%I", "hh"),
+        ("%M", "mm"),
+        ("%S", "ss"),
+        ("%p", "AM/PM"),
+    ):
         fmt = fmt.replace(token, text)
     return fmt
 
@@ -74,15 +112,15 @@ def _choices(column: str, allowed: tuple[str, ...]) -> str:
     return f"{column}: expected one of {', '.join(allowed)}"
 
 
-def _names(enum: type[PatientStatus | AppointmentStatus | AppointmentKind | PhoneKind]) -> tuple[
-    str, ...
-]:
+def _names(
+    enum: type[PatientStatus | AppointmentStatus | AppointmentKind | PhoneKind],
+) -> tuple[str, ...]:
     return tuple(member.value for member in enum)
 
 
-def find_conflicts(cells: pd.DataFrame, id_column: str, lines: np.ndarray) -> tuple[
-    pd.Series, pd.Series
-]:
+def find_conflicts(
+    cells: pd.DataFrame, id_column: str, lines: np.ndarray
+) -> tuple[pd.Series, pd.Series]:
     """(errors for ids repeated with different data, mask of later exact repeats)."""
     ids = cells[id_column]
     duplicated = ids.duplicated(keep=False) & ids.ne("")
@@ -113,35 +151,51 @@ def check_clinics(table: RawTable, mapping: Mapping) -> Checked:
     masks = [
         _required(cells, "clinic_id"),
         _required(cells, "name"),
-        (bad_zone | cells["timezone"].eq(""), "timezone: expected an IANA time zone such as "
-         "America/Chicago"),
+        (
+            bad_zone | cells["timezone"].eq(""),
+            "timezone: expected an IANA time zone such as America/Chicago",
+        ),
         (bad_state, "state: expected a 2-letter US state code"),
         (cells["phone"].ne("") & ~phone_ok, "phone: expected a valid phone number"),
-    ]  # fmt: skip
-    frame = pd.DataFrame({
-        "external_id": cells["clinic_id"], "name": cells["name"], "timezone": zone,
-        "state": state, "phone": phone, "default_language": language.fillna("en"),
-    })  # fmt: skip
+    ]
+    frame = pd.DataFrame(
+        {
+            "external_id": cells["clinic_id"],
+            "name": cells["name"],
+            "timezone": zone,
+            "state": state,
+            "phone": phone,
+            "default_language": language.fillna("en"),
+        }
+    )
     return _finish(table, frame, masks, "clinic_id")
 
 
 def check_patients(table: RawTable, mapping: Mapping, lookups: Lookups) -> Checked:
-    """Validate patient rows (the guarantor check needs the whole file: see ``check_households``)."""
+    """Validate patient rows (the guarantor check needs the whole file: ``check_households``)."""
     cells = table.cells
     blank = pd.Series("", index=cells.index, dtype=object)
     masks = [_required(cells, "patient_id"), _required(cells, "clinic_id")]
     clinic = cells["clinic_id"].map(lambda c: lookups.clinics.get(c, (None, None))[0])
-    masks.append((clinic.isna() & cells["clinic_id"].ne(""),
-                  "clinic_id: no clinic with this id; import clinics first"))  # fmt: skip
-    frame = pd.DataFrame({
-        "external_id": cells["patient_id"], "clinic_id": clinic,
-        "first_name": cells["first_name"].replace("", None),
-        "last_name": cells["last_name"].replace("", None),
-        "guarantor_external_id": cells["guarantor_id"].where(cells["guarantor_id"].ne(""),
-                                                             cells["patient_id"]),
-        "language": v.normalise_languages(cells["language"]),
-        "postal_code": cells["postal_code"].replace("", None),
-    })  # fmt: skip
+    masks.append(
+        (
+            clinic.isna() & cells["clinic_id"].ne(""),
+            "clinic_id: no clinic with this id; import clinics first",
+        )
+    )
+    frame = pd.DataFrame(
+        {
+            "external_id": cells["patient_id"],
+            "clinic_id": clinic,
+            "first_name": cells["first_name"].replace("", None),
+            "last_name": cells["last_name"].replace("", None),
+            "guarantor_external_id": cells["guarantor_id"].where(
+                cells["guarantor_id"].ne(""), cells["patient_id"]
+            ),
+            "language": v.normalise_languages(cells["language"]),
+            "postal_code": cells["postal_code"].replace("", None),
+        }
+    )
     for column in ("birth_date", "last_visit_date", "recall_due_date"):
         parsed, bad = v.parse_dates(cells.get(column, blank), mapping.format_for(column))
         frame[column] = parsed
@@ -200,29 +254,46 @@ def check_appointments(table: RawTable, mapping: Mapping, lookups: Lookups) -> C
     kind, bad_kind = v.parse_choices(cells["kind"], kinds)
     minutes, bad_minutes = v.parse_integers(cells["duration_minutes"])
     masks = [
-        _required(cells, "appointment_id"), _required(cells, "patient_id"),
-        _required(cells, "clinic_id"), _required(cells, "start_at"),
-        (patient.isna() & cells["patient_id"].ne(""),
-         "patient_id: no patient with this id; import patients first"),
-        (clinic.isna() & cells["clinic_id"].ne(""),
-         "clinic_id: no clinic with this id; import clinics first"),
+        _required(cells, "appointment_id"),
+        _required(cells, "patient_id"),
+        _required(cells, "clinic_id"),
+        _required(cells, "start_at"),
+        (
+            patient.isna() & cells["patient_id"].ne(""),
+            "patient_id: no patient with this id; import patients first",
+        ),
+        (
+            clinic.isna() & cells["clinic_id"].ne(""),
+            "clinic_id: no clinic with this id; import clinics first",
+        ),
         (clinic.notna() & zone.isna(), "clinic_id: the clinic has no time zone"),
         (bad_status | cells["status"].eq(""), _choices("status", statuses)),
         (bad_kind, _choices("kind", kinds)),
         (bad_minutes, "duration_minutes: expected a whole number of minutes"),
-    ]  # fmt: skip
-    frame = pd.DataFrame({
-        "external_id": cells["appointment_id"], "patient_id": patient, "clinic_id": clinic,
-        "duration_minutes": minutes, "status": status, "kind": kind,
-    })  # fmt: skip
+    ]
+    frame = pd.DataFrame(
+        {
+            "external_id": cells["appointment_id"],
+            "patient_id": patient,
+            "clinic_id": clinic,
+            "duration_minutes": minutes,
+            "status": status,
+            "kind": kind,
+        }
+    )
     for column in ("start_at", "booked_at"):
         fmt = mapping.format_for(column, datetime=True)
         local, bad = v.parse_local_datetimes(cells.get(column, blank), fmt)
         utc, gap = localise(local, zone)
         frame[column] = utc
         masks.append((bad, f"{column}: expected a local date and time as {human_format(fmt)}"))
-        masks.append((gap, f"{column}: this local time does not exist in the clinic's time zone "
-                           "(daylight-saving change)"))  # fmt: skip
+        masks.append(
+            (
+                gap,
+                f"{column}: this local time does not exist in the clinic's time zone "
+                "(daylight-saving change)",
+            )
+        )
     return _finish(table, frame, masks, "appointment_id")
 
 
@@ -245,8 +316,9 @@ def localise(local: pd.Series, zones: pd.Series) -> tuple[pd.Series, pd.Series]:
     return result, gap
 
 
-def _finish(table: RawTable, frame: pd.DataFrame, masks: list[tuple[pd.Series, str]],
-            id_column: str) -> Checked:  # fmt: skip
+def _finish(
+    table: RawTable, frame: pd.DataFrame, masks: list[tuple[pd.Series, str]], id_column: str
+) -> Checked:
     conflicts, repeat = find_conflicts(table.cells, id_column, table.lines)
     errors = v.join_errors(masks, frame.index)
     errors = _prepend(table.shape_errors, errors)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from dialer.errors import MissingColumns
 from dialer.ingest import canonical
@@ -75,8 +75,9 @@ def load_lookups(conn: Connection) -> canonical.Lookups:
     return canonical.Lookups(clinics=clinics, patients=patients)
 
 
-def check_table(kind: str, table: RawTable, mapping: Mapping, lookups: canonical.Lookups,
-                *, snapshot: bool) -> canonical.Checked:  # fmt: skip
+def check_table(
+    kind: str, table: RawTable, mapping: Mapping, lookups: canonical.Lookups, *, snapshot: bool
+) -> canonical.Checked:
     """Validate a read file of ``kind`` against the store's lookups."""
     missing = [c for c in canonical.REQUIRED[kind] if c not in table.cells.columns]
     if missing:
@@ -125,8 +126,11 @@ def import_file(
             if progress:
                 progress("writing", 0, total)
             rows = FileRows(checked=checked, table=table, now=now, snapshot=snapshot)
-            writer = {"clinics": write_clinics, "patients": write_patients,
-                      "appointments": write_appointments}[kind]  # fmt: skip
+            writer = {
+                "clinics": write_clinics,
+                "patients": write_patients,
+                "appointments": write_appointments,
+            }[kind]
             result.inserted, result.updated, result.deleted = writer(conn, rows)
             result.rejected = int(checked.errors.ne("").sum())
             result.unchanged = total - result.inserted - result.updated - result.rejected
@@ -147,8 +151,10 @@ def import_file(
 def reject_messages(table: RawTable, errors: pd.Series) -> list[str]:
     """``file:line: error`` for every rejected row (no cell values: they may be patient data)."""
     bad = errors.ne("")
-    return [f"{table.path}:{line}: {error}"
-            for line, error in zip(table.lines[bad.to_numpy()], errors[bad], strict=True)]  # fmt: skip
+    return [
+        f"{table.path}:{line}: {error}"
+        for line, error in zip(table.lines[bad.to_numpy()], errors[bad], strict=True)
+    ]
 
 
 def stage_rejects(table: RawTable, errors: pd.Series, target: Path) -> Path | None:
@@ -171,17 +177,25 @@ def publish_rejects(staging: Path | None, target: Path) -> None:
     if staging is None:
         target.unlink(missing_ok=True)
         return
-    os.chmod(staging, 0o600)
+    staging.chmod(0o600)
     staging.replace(target)
 
 
 def log_run(conn: Connection, result: ImportResult, now: datetime) -> None:
     """Record an import in the import log."""
     conn.execute(
-        ImportRun.__table__.insert().values(
-            kind=result.kind, source=result.file, started_at=now, finished_at=datetime.now(UTC),
-            rows=result.rows, inserted=result.inserted, updated=result.updated,
-            unchanged=result.unchanged, rejected=result.rejected, deleted=result.deleted,
-            skipped=result.skipped, rejects_file=result.rejects_file,
+        insert(ImportRun).values(
+            kind=result.kind,
+            source=result.file,
+            started_at=now,
+            finished_at=datetime.now(UTC),
+            rows=result.rows,
+            inserted=result.inserted,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            rejected=result.rejected,
+            deleted=result.deleted,
+            skipped=result.skipped,
+            rejects_file=result.rejects_file,
         )
-    )  # fmt: skip
+    )

@@ -25,9 +25,66 @@ LANGUAGE_ALIASES = {
     "spa": "es",
     "spanish": "es",
 }
+# The 50 states, DC and the inhabited territories.
 US_STATES = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
-    "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
+    {
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "PR",
+        "VI",
+        "GU",
+        "AS",
+        "MP",
+    }
 )
 _BAD = object()
 
@@ -144,6 +201,8 @@ def join_errors(masks: list[tuple[pd.Series, str]], index: pd.Index) -> pd.Serie
     result = pd.Series("", index=index, dtype=object)
     for mask, message in masks:
         hit = mask.reindex(index, fill_value=False).astype(bool)
-        joined = result[hit].map(lambda current: f"{current}; {message}" if current else message)
+        joined = result[hit].map(
+            lambda current, message=message: f"{current}; {message}" if current else message
+        )
         result[hit] = joined
     return result

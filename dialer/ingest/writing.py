@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
@@ -21,12 +21,32 @@ from dialer.store.models import Appointment, Clinic, Patient, Phone, PhoneKind, 
 
 CHUNK = 20_000
 CONSENT_SOURCE = "provided_to_practice"
-PATIENT_FIELDS = ["external_id", "clinic_id", "guarantor_external_id", "first_name", "last_name",
-                  "birth_date", "language", "postal_code", "state", "preferred_phone",
-                  "do_not_call", "status", "last_visit_date"]  # fmt: skip
+PATIENT_FIELDS = [
+    "external_id",
+    "clinic_id",
+    "guarantor_external_id",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "language",
+    "postal_code",
+    "state",
+    "preferred_phone",
+    "do_not_call",
+    "status",
+    "last_visit_date",
+]
 CLINIC_FIELDS = ["external_id", "name", "timezone", "state", "phone", "default_language"]
-APPOINTMENT_FIELDS = ["external_id", "patient_id", "clinic_id", "start_at", "duration_minutes",
-                      "status", "kind", "booked_at"]  # fmt: skip
+APPOINTMENT_FIELDS = [
+    "external_id",
+    "patient_id",
+    "clinic_id",
+    "start_at",
+    "duration_minutes",
+    "status",
+    "kind",
+    "booked_at",
+]
 INT_FIELDS = ("clinic_id", "patient_id", "duration_minutes")
 
 
@@ -60,7 +80,7 @@ def records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]
     """Plain Python dicts (None for missing, int for integer ids) for SQLAlchemy."""
     columns = list(columns)
     out = frame[columns].astype(object).where(frame[columns].notna(), None)
-    rows: list[dict[str, Any]] = out.to_dict("records")
+    rows = cast(list[dict[str, Any]], out.to_dict("records"))
     for row in rows:
         for name in INT_FIELDS:
             if row.get(name) is not None:
@@ -68,19 +88,25 @@ def records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]
     return rows
 
 
-def plan_rows(conn: Connection, table: Table, rows: FileRows, fields: list[str],
-              source: str = "csv") -> Plan:  # fmt: skip
+def plan_rows(
+    conn: Connection, table: Table, rows: FileRows, fields: list[str], source: str = "csv"
+) -> Plan:
     """Compare accepted rows with the store by external id and normalised-value hash."""
     checked = rows.checked
     accepted = checked.values[checked.accepted].copy()
     accepted["source_hash"] = row_hashes(accepted[fields + _hash_extra(accepted)])
     stored = pd.DataFrame(
         conn.execute(
-            select(table.c.external_id, table.c.id, table.c.source_hash, table.c.deleted_at,
-                   table.c.source)
+            select(
+                table.c.external_id,
+                table.c.id,
+                table.c.source_hash,
+                table.c.deleted_at,
+                table.c.source,
+            )
         ).all(),
         columns=["external_id", "id", "stored_hash", "deleted_at", "stored_source"],
-    )  # fmt: skip
+    )
     merged = accepted.merge(stored, on="external_id", how="left")
     is_new = merged["id"].isna()
     same = (merged["stored_hash"] == merged["source_hash"]) & merged["deleted_at"].isna()
@@ -97,8 +123,14 @@ def _hash_extra(frame: pd.DataFrame) -> list[str]:
     return [*extra, "recall_due_date"] if "recall_due_date" in frame.columns else extra
 
 
-def apply_plan(conn: Connection, table: Table, plan: Plan, fields: list[str], now: datetime,
-               source: str = "csv") -> None:  # fmt: skip
+def apply_plan(
+    conn: Connection,
+    table: Table,
+    plan: Plan,
+    fields: list[str],
+    now: datetime,
+    source: str = "csv",
+) -> None:
     """Insert new rows, update changed ones (undeleting them), mark stale ones deleted."""
     stamp = {"source": source, "updated_at": now, "deleted_at": None}
     new = records(plan.new, [*fields, "source_hash"])
@@ -115,8 +147,12 @@ def apply_plan(conn: Connection, table: Table, plan: Plan, fields: list[str], no
         conn.execute(statement, part)
     stale = [{"b_id": i, "deleted_at": now, "updated_at": now} for i in plan.stale_ids]
     for part in chunks(stale):
-        conn.execute(statement.values(deleted_at=bindparam("deleted_at"),
-                                      updated_at=bindparam("updated_at")), part)  # fmt: skip
+        conn.execute(
+            statement.values(
+                deleted_at=bindparam("deleted_at"), updated_at=bindparam("updated_at")
+            ),
+            part,
+        )
 
 
 def write_clinics(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
@@ -156,29 +192,40 @@ def replace_phones(conn: Connection, touched: pd.DataFrame, now: datetime) -> No
     kept: dict[tuple[int, str, str], tuple[str | None, Any]] = {}
     for part in _id_chunks(patient_ids):
         found = conn.execute(
-            select(Phone.patient_id, Phone.kind, Phone.phone, Phone.consent_source,
-                   Phone.consent_date).where(Phone.patient_id.in_(part))
-        )  # fmt: skip
+            select(
+                Phone.patient_id, Phone.kind, Phone.phone, Phone.consent_source, Phone.consent_date
+            ).where(Phone.patient_id.in_(part))
+        )
         for pid, kind, phone, source, when in found:
             kept[(pid, kind, phone or "")] = (source, when)
         conn.execute(delete(Phone).where(Phone.patient_id.in_(part)))
     new_rows: list[dict[str, Any]] = []
     for kind in PhoneKind:
         name = kind.value
-        has = touched[f"{name}_raw"].ne("")
-        part = touched[has]
-        for pid, raw, e164, valid in zip(part["patient_id"], part[f"{name}_raw"],
-                                         part[f"{name}_phone"], part[f"{name}_valid"],
-                                         strict=True):  # fmt: skip
+        with_kind = touched[touched[f"{name}_raw"].ne("")]
+        for pid, raw, e164, valid in zip(
+            with_kind["patient_id"],
+            with_kind[f"{name}_raw"],
+            with_kind[f"{name}_phone"],
+            with_kind[f"{name}_valid"],
+            strict=True,
+        ):
             e164 = e164 if isinstance(e164, str) else None  # NaN after pandas joins
             source, when = kept.get((int(pid), name, e164 or ""), (None, None))
             if valid and source is None:
                 source, when = CONSENT_SOURCE, now.date()
-            new_rows.append({
-                "patient_id": int(pid), "kind": name, "raw": raw[:64], "phone": e164,
-                "valid": bool(valid), "consent_source": source, "consent_date": when,
-                "timezones": " ".join(geo.phone_timezones(e164)) if valid else None,
-            })  # fmt: skip
+            new_rows.append(
+                {
+                    "patient_id": int(pid),
+                    "kind": name,
+                    "raw": raw[:64],
+                    "phone": e164,
+                    "valid": bool(valid),
+                    "consent_source": source,
+                    "consent_date": when,
+                    "timezones": " ".join(geo.phone_timezones(e164)) if e164 else None,
+                }
+            )
     for chunk in chunks(new_rows):
         conn.execute(insert(Phone), chunk)
 
@@ -192,12 +239,21 @@ def replace_prophy_recalls(conn: Connection, touched: pd.DataFrame, now: datetim
         )
     due = touched[touched["recall_due_date"].notna()]
     new_rows = [
-        {"patient_id": int(pid), "recall_type": "prophy", "due_date": when, "disabled": False,
-         "external_id": f"{ext}:prophy", "source": "csv", "source_hash": "", "created_at": now,
-         "updated_at": now}
-        for pid, ext, when in zip(due["patient_id"], due["external_id"], due["recall_due_date"],
-                                  strict=True)
-    ]  # fmt: skip
+        {
+            "patient_id": int(pid),
+            "recall_type": "prophy",
+            "due_date": when,
+            "disabled": False,
+            "external_id": f"{ext}:prophy",
+            "source": "csv",
+            "source_hash": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for pid, ext, when in zip(
+            due["patient_id"], due["external_id"], due["recall_due_date"], strict=True
+        )
+    ]
     for chunk in chunks(new_rows):
         conn.execute(insert(Recall), chunk)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, update
 
 from dialer.campaigns import CampaignModel
 from dialer.errors import NotFound
@@ -33,26 +33,55 @@ from dialer.store.population import (
     load_population,
 )
 
-ENTRY_COLUMNS = ["entry_id", "rank", "clinic_id", "household_key", "phone", "phones", "timezones",
-                 "timezone_source", "language", "patient_ids", "patient_count", "priority"]  # fmt: skip
+ENTRY_COLUMNS = [
+    "entry_id",
+    "rank",
+    "clinic_id",
+    "household_key",
+    "phone",
+    "phones",
+    "timezones",
+    "timezone_source",
+    "language",
+    "patient_ids",
+    "patient_count",
+    "priority",
+]
 
 
-def sync_campaign(conn: Connection, campaign: CampaignModel, path: Path | None,
-                  now: datetime) -> int:  # fmt: skip
+def sync_campaign(
+    conn: Connection, campaign: CampaignModel, path: Path | None, now: datetime
+) -> int:
     """Store (or refresh) a campaign's definition; returns its id."""
     definition = campaign.model_dump(mode="json")
-    row = conn.execute(select(Campaign.id, Campaign.definition).where(
-        Campaign.name == campaign.name)).first()  # fmt: skip
+    row = conn.execute(
+        select(Campaign.id, Campaign.definition).where(Campaign.name == campaign.name)
+    ).first()
     if row is None:
-        result = conn.execute(insert(Campaign).values(
-            name=campaign.name, kind=campaign.kind, definition=definition,
-            source_path=str(path) if path else None, created_at=now, updated_at=now,
-        ).returning(Campaign.id))  # fmt: skip
+        result = conn.execute(
+            insert(Campaign)
+            .values(
+                name=campaign.name,
+                kind=campaign.kind,
+                definition=definition,
+                source_path=str(path) if path else None,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Campaign.id)
+        )
         return int(result.scalar_one())
     if row.definition != definition:
-        conn.execute(Campaign.__table__.update().where(Campaign.id == row.id).values(
-            kind=campaign.kind, definition=definition,
-            source_path=str(path) if path else None, updated_at=now))  # fmt: skip
+        conn.execute(
+            update(Campaign)
+            .where(Campaign.id == row.id)
+            .values(
+                kind=campaign.kind,
+                definition=definition,
+                source_path=str(path) if path else None,
+                updated_at=now,
+            )
+        )
     return int(row.id)
 
 
@@ -61,10 +90,14 @@ def campaign_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar()
 
 
-def build_list(engine: Engine, campaign: CampaignModel, path: Path | None, *,
-               as_of: date | None = None, now: datetime | None = None) -> tuple[
-    DialListResult, int
-]:  # fmt: skip
+def build_list(
+    engine: Engine,
+    campaign: CampaignModel,
+    path: Path | None,
+    *,
+    as_of: date | None = None,
+    now: datetime | None = None,
+) -> tuple[DialListResult, int]:
     """Build and save the campaign's list; returns the result and the dial list id."""
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
@@ -84,15 +117,26 @@ def summary_as_of(dates: dict[int, date]) -> date:
 
 
 def _household_ids(conn: Connection, cid: int, keys: list[str], now: datetime) -> dict[str, int]:
-    existing = dict(conn.execute(select(CampaignHousehold.household_key, CampaignHousehold.id)
-                                 .where(CampaignHousehold.campaign_id == cid)).all())  # fmt: skip
+    existing = dict(
+        conn.execute(
+            select(CampaignHousehold.household_key, CampaignHousehold.id).where(
+                CampaignHousehold.campaign_id == cid
+            )
+        ).all()
+    )
     missing = [k for k in dict.fromkeys(keys) if k not in existing]
-    rows = [{"campaign_id": cid, "household_key": k, "attempts": 0, "created_at": now}
-            for k in missing]  # fmt: skip
+    rows = [
+        {"campaign_id": cid, "household_key": k, "attempts": 0, "created_at": now} for k in missing
+    ]
     if rows:
         bulk_insert(conn, CampaignHousehold.__table__, pd.DataFrame(rows))  # type: ignore[arg-type]
-        existing = dict(conn.execute(select(CampaignHousehold.household_key, CampaignHousehold.id)
-                                     .where(CampaignHousehold.campaign_id == cid)).all())  # fmt: skip
+        existing = dict(
+            conn.execute(
+                select(CampaignHousehold.household_key, CampaignHousehold.id).where(
+                    CampaignHousehold.campaign_id == cid
+                )
+            ).all()
+        )
     return {str(k): int(v) for k, v in existing.items()}
 
 
@@ -101,27 +145,43 @@ def save_dial_list(conn: Connection, cid: int, result: DialListResult, now: date
     entries = result.entries
     ids = _household_ids(conn, cid, list(entries["household_key"]), now)
     dates = result.as_of_by_clinic
-    list_id = conn.execute(insert(DialList).values(
-        campaign_id=cid, as_of=summary_as_of(dates),
-        as_of_by_clinic={str(k): v.isoformat() for k, v in dates.items()}, built_at=now,
-        candidates=len(result.candidates), eligible_patients=result.eligible_patients,
-        entries=len(entries), excluded=result.excluded, priority_fields=result.priority_fields,
-    ).returning(DialList.id)).scalar_one()  # fmt: skip
+    list_id = conn.execute(
+        insert(DialList)
+        .values(
+            campaign_id=cid,
+            as_of=summary_as_of(dates),
+            as_of_by_clinic={str(k): v.isoformat() for k, v in dates.items()},
+            built_at=now,
+            candidates=len(result.candidates),
+            eligible_patients=result.eligible_patients,
+            entries=len(entries),
+            excluded=result.excluded,
+            priority_fields=result.priority_fields,
+        )
+        .returning(DialList.id)
+    ).scalar_one()
     older = select(DialList.id).where(DialList.campaign_id == cid, DialList.id != list_id)
     conn.execute(delete(DialListEntry).where(DialListEntry.dial_list_id.in_(older)))
     conn.execute(delete(DialListPatient).where(DialListPatient.dial_list_id.in_(older)))
+    priority = [
+        [_json_number(v) for v in values]
+        for values in entries[result.priority_fields].itertuples(index=False)
+    ]
     rows = entries.assign(
-        dial_list_id=list_id, entry_id=entries["household_key"].map(ids),
-        priority=[list(values) for values in entries[result.priority_fields].itertuples(
-            index=False)] if len(entries) else [],
-    )  # fmt: skip
-    rows["priority"] = rows["priority"].map(lambda vs: [_json_number(v) for v in vs])
+        dial_list_id=list_id,
+        entry_id=entries["household_key"].map(ids),
+        priority=pd.Series(priority, index=entries.index, dtype=object),
+    )
     bulk_insert(conn, DialListEntry.__table__, rows[["dial_list_id", *ENTRY_COLUMNS]])  # type: ignore[arg-type]
     cand = result.candidates
-    members = pd.DataFrame({
-        "dial_list_id": list_id, "patient_id": cand["patient_id"].astype("int64"),
-        "entry_id": cand["entry_key"].map(ids).astype("Int64"), "reason": cand["reason"],
-    })  # fmt: skip
+    members = pd.DataFrame(
+        {
+            "dial_list_id": list_id,
+            "patient_id": cand["patient_id"].astype("int64"),
+            "entry_id": cand["entry_key"].map(ids).astype("Int64"),
+            "reason": cand["reason"],
+        }
+    )
     bulk_insert(conn, DialListPatient.__table__, members)  # type: ignore[arg-type]
     return int(list_id)
 
@@ -140,7 +200,7 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     if conn.dialect.name == "postgresql":
         _copy(conn, table, clean)
         return
-    records = clean.to_dict("records")
+    records = cast(list[dict[str, Any]], clean.to_dict("records"))
     for start in range(0, len(records), 50_000):
         conn.execute(insert(table), records[start : start + 50_000])
 
@@ -153,8 +213,9 @@ def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
     with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
         for record in frame.itertuples(index=False, name=None):
-            copy.write_row([_copy_value(v, c in json_columns) for v, c in
-                            zip(record, columns, strict=True)])  # fmt: skip
+            copy.write_row(
+                [_copy_value(v, c in json_columns) for v, c in zip(record, columns, strict=True)]
+            )
 
 
 def _copy_value(value: Any, is_json: bool) -> Any:
@@ -168,9 +229,12 @@ def _copy_value(value: Any, is_json: bool) -> Any:
 def latest_list(conn: Connection, name: str) -> Row[Any]:
     """The campaign's most recent build, or NotFound asking for ``dialer lists build``."""
     row = conn.execute(
-        select(*DialList.__table__.c).join(Campaign, Campaign.id == DialList.campaign_id)
-        .where(Campaign.name == name).order_by(DialList.id.desc()).limit(1)
-    ).first()  # fmt: skip
+        select(*DialList.__table__.c)
+        .join(Campaign, Campaign.id == DialList.campaign_id)
+        .where(Campaign.name == name)
+        .order_by(DialList.id.desc())
+        .limit(1)
+    ).first()
     if row is None:
         raise NotFound(f"No list has been built for {name!r}; run `dialer lists build {name}`")
     return row
@@ -179,8 +243,9 @@ def latest_list(conn: Connection, name: str) -> Row[Any]:
 def list_entries(conn: Connection, list_id: int, limit: int | None = None) -> pd.DataFrame:
     """Entries of a build in rank order."""
     columns = [DialListEntry.__table__.c[name] for name in ENTRY_COLUMNS]
-    query = select(*columns).where(DialListEntry.dial_list_id == list_id).order_by(
-        DialListEntry.rank)  # fmt: skip
+    query = (
+        select(*columns).where(DialListEntry.dial_list_id == list_id).order_by(DialListEntry.rank)
+    )
     if limit is not None:
         query = query.limit(limit)
     return pd.DataFrame(conn.execute(query).all(), columns=ENTRY_COLUMNS)
@@ -189,45 +254,72 @@ def list_entries(conn: Connection, list_id: int, limit: int | None = None) -> pd
 def explain_patient(conn: Connection, name: str, patient_external_id: str) -> dict[str, Any]:
     """Why a patient is or is not on the campaign's latest list, and through which entry."""
     built = latest_list(conn, name)
-    patient = conn.execute(select(Patient.id, Patient.guarantor_external_id, Patient.deleted_at)
-                           .where(Patient.external_id == patient_external_id)).first()  # fmt: skip
+    patient = conn.execute(
+        select(Patient.id, Patient.guarantor_external_id, Patient.deleted_at).where(
+            Patient.external_id == patient_external_id
+        )
+    ).first()
     if patient is None:
         raise NotFound(f"No patient with id {patient_external_id!r}")
     out: dict[str, Any] = {
-        "campaign": name, "as_of": built.as_of.isoformat(), "built_at": built.built_at.isoformat(),
-        "patient_id": patient_external_id, "household_id": patient.guarantor_external_id,
-        "on_list": False, "reason": None, "explanation": None, "entry": None,
-    }  # fmt: skip
-    fate = conn.execute(select(DialListPatient.reason, DialListPatient.entry_id).where(
-        DialListPatient.dial_list_id == built.id, DialListPatient.patient_id == patient.id)).first()  # fmt: skip
+        "campaign": name,
+        "as_of": built.as_of.isoformat(),
+        "built_at": built.built_at.isoformat(),
+        "patient_id": patient_external_id,
+        "household_id": patient.guarantor_external_id,
+        "on_list": False,
+        "reason": None,
+        "explanation": None,
+        "entry": None,
+    }
+    fate = conn.execute(
+        select(DialListPatient.reason, DialListPatient.entry_id).where(
+            DialListPatient.dial_list_id == built.id, DialListPatient.patient_id == patient.id
+        )
+    ).first()
     if fate is None:
         out["reason"] = "not_a_candidate"
-        out["explanation"] = ("not a candidate of this build: the patient's clinic is not one of "
-                              "the campaign's clinics, or the patient was imported or deleted "
-                              "after the build; run `dialer lists build` again")  # fmt: skip
+        out["explanation"] = (
+            "not a candidate of this build: the patient's clinic is not one of "
+            "the campaign's clinics, or the patient was imported or deleted "
+            "after the build; run `dialer lists build` again"
+        )
         return out
     if fate.reason is not None:
         out["reason"], out["explanation"] = fate.reason, REASON_TEXT.get(fate.reason)
         return out
-    entry = conn.execute(select(*DialListEntry.__table__.c).where(
-        DialListEntry.dial_list_id == built.id, DialListEntry.entry_id == fate.entry_id)).one()  # fmt: skip
+    entry = conn.execute(
+        select(*DialListEntry.__table__.c).where(
+            DialListEntry.dial_list_id == built.id, DialListEntry.entry_id == fate.entry_id
+        )
+    ).one()
     out["on_list"] = True
     out["entry"] = {
-        "entry_id": entry.entry_id, "rank": entry.rank, "household_id": entry.household_key,
-        "phone": entry.phone, "phones": entry.phones.split(), "timezones": entry.timezones.split(),
-        "language": entry.language, "patient_ids": entry.patient_ids.split(";"),
+        "entry_id": entry.entry_id,
+        "rank": entry.rank,
+        "household_id": entry.household_key,
+        "phone": entry.phone,
+        "phones": entry.phones.split(),
+        "timezones": entry.timezones.split(),
+        "language": entry.language,
+        "patient_ids": entry.patient_ids.split(";"),
         "priority": dict(zip(built.priority_fields, entry.priority, strict=True)),
-    }  # fmt: skip
+    }
     return out
 
 
 def excluded_patients(conn: Connection, list_id: int, limit: int | None = None) -> pd.DataFrame:
     """Excluded candidates of a build: patient_id, household_id, reason."""
-    query = (select(Patient.external_id.label("patient_id"),
-                    Patient.guarantor_external_id.label("household_id"), DialListPatient.reason)
-             .join(Patient, Patient.id == DialListPatient.patient_id)
-             .where(DialListPatient.dial_list_id == list_id, DialListPatient.reason.is_not(None))
-             .order_by(DialListPatient.id))  # fmt: skip
+    query = (
+        select(
+            Patient.external_id.label("patient_id"),
+            Patient.guarantor_external_id.label("household_id"),
+            DialListPatient.reason,
+        )
+        .join(Patient, Patient.id == DialListPatient.patient_id)
+        .where(DialListPatient.dial_list_id == list_id, DialListPatient.reason.is_not(None))
+        .order_by(DialListPatient.id)
+    )
     if limit is not None:
         query = query.limit(limit)
     result = conn.execute(query)

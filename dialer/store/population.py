@@ -14,7 +14,6 @@ import pandas as pd
 from sqlalchemy import (
     Connection,
     Integer,
-    Select,
     and_,
     case,
     func,
@@ -23,6 +22,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.sql import Executable
 
 from dialer.campaigns import CampaignModel
 from dialer.errors import CampaignError
@@ -45,8 +45,14 @@ BOOKED = ("scheduled", "confirmed")
 
 def clinics_frame(conn: Connection) -> pd.DataFrame:
     """Live clinics: id, external_id, name, timezone, default_language, phone."""
-    query = select(Clinic.id, Clinic.external_id, Clinic.name, Clinic.timezone,
-                   Clinic.default_language, Clinic.phone).where(Clinic.deleted_at.is_(None))  # fmt: skip
+    query = select(
+        Clinic.id,
+        Clinic.external_id,
+        Clinic.name,
+        Clinic.timezone,
+        Clinic.default_language,
+        Clinic.phone,
+    ).where(Clinic.deleted_at.is_(None))
     return _read(conn, query)
 
 
@@ -77,7 +83,7 @@ def local_midnight(day: date, zone: str | None) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(zone) if zone else UTC).astimezone(UTC)
 
 
-def _read(conn: Connection, query: Select[tuple[object, ...]]) -> pd.DataFrame:
+def _read(conn: Connection, query: Executable) -> pd.DataFrame:
     result = conn.execute(query)
     return pd.DataFrame(result.all(), columns=list(result.keys()), dtype=object)
 
@@ -87,11 +93,20 @@ def _patients(conn: Connection, clinic_ids: list[int], every_clinic: bool) -> pd
     in_campaign = literal(True) if every_clinic else Patient.clinic_id.in_(clinic_ids)
     guarantors = select(Patient.guarantor_external_id).where(live, in_campaign)
     query = select(
-        Patient.id, Patient.external_id, Patient.clinic_id,
-        Patient.guarantor_external_id.label("guarantor_key"), Patient.birth_date, Patient.status,
-        Patient.language, Patient.postal_code, Patient.state, Patient.preferred_phone,
-        Patient.do_not_call, Patient.last_visit_date, in_campaign.label("is_candidate"),
-    ).where(live, or_(in_campaign, Patient.external_id.in_(guarantors)))  # fmt: skip
+        Patient.id,
+        Patient.external_id,
+        Patient.clinic_id,
+        Patient.guarantor_external_id.label("guarantor_key"),
+        Patient.birth_date,
+        Patient.status,
+        Patient.language,
+        Patient.postal_code,
+        Patient.state,
+        Patient.preferred_phone,
+        Patient.do_not_call,
+        Patient.last_visit_date,
+        in_campaign.label("is_candidate"),
+    ).where(live, or_(in_campaign, Patient.external_id.in_(guarantors)))
     frame = _read(conn, query)
     frame["is_candidate"] = frame["is_candidate"].astype(bool)
     frame["do_not_call"] = frame["do_not_call"].astype(bool)
@@ -99,54 +114,77 @@ def _patients(conn: Connection, clinic_ids: list[int], every_clinic: bool) -> pd
 
 
 def _phones(conn: Connection, patient_ids: pd.Series) -> pd.DataFrame:
-    query = select(Phone.patient_id, Phone.kind, Phone.phone, Phone.valid, Phone.timezones,
-                   Phone.consent_source).join(Patient, Patient.id == Phone.patient_id).where(
-        Patient.deleted_at.is_(None))  # fmt: skip
+    query = (
+        select(
+            Phone.patient_id,
+            Phone.kind,
+            Phone.phone,
+            Phone.valid,
+            Phone.timezones,
+            Phone.consent_source,
+        )
+        .join(Patient, Patient.id == Phone.patient_id)
+        .where(Patient.deleted_at.is_(None))
+    )
     frame = _read(conn, query)
     return frame[frame["patient_id"].isin(patient_ids)].reset_index(drop=True)
 
 
-def _visits(conn: Connection, clinics: pd.DataFrame, clinic_ids: list[int],
-            as_of: dict[int, date]) -> pd.DataFrame:  # fmt: skip
+def _visits(
+    conn: Connection, clinics: pd.DataFrame, clinic_ids: list[int], as_of: dict[int, date]
+) -> pd.DataFrame:
     """Per patient: last completed start before the end of as_of, any booking on or after
     as_of, and the count of no-shows."""
     zones = dict(zip(clinics["id"].astype(int), clinics["timezone"], strict=True))
     # A UNION ALL of one-row selects: SQLite cannot name the columns of a VALUES clause.
-    cuts = union_all(*[
-        select(literal(cid, Integer).label("clinic_id"),
-               literal(local_midnight(as_of[cid] + timedelta(days=1), zones[cid]),
-                       UTCDateTime()).label("visit_cut"),
-               literal(local_midnight(as_of[cid], zones[cid]), UTCDateTime()).label("future_cut"))
-        for cid in clinic_ids
-    ]).cte("cuts")  # fmt: skip
+    cuts = union_all(
+        *[
+            select(
+                literal(cid, Integer).label("clinic_id"),
+                literal(
+                    local_midnight(as_of[cid] + timedelta(days=1), zones[cid]), UTCDateTime()
+                ).label("visit_cut"),
+                literal(local_midnight(as_of[cid], zones[cid]), UTCDateTime()).label("future_cut"),
+            )
+            for cid in clinic_ids
+        ]
+    ).cte("cuts")
     a = Appointment
     query = (
         select(
             a.patient_id,
-            func.max(case((and_(a.status == "completed", a.start_at < cuts.c.visit_cut),
-                           a.start_at))).label("last_completed_at"),
-            func.max(case((and_(a.status.in_(BOOKED), a.start_at >= cuts.c.future_cut), 1),
-                          else_=0)).label("has_future"),
+            func.max(
+                case((and_(a.status == "completed", a.start_at < cuts.c.visit_cut), a.start_at))
+            ).label("last_completed_at"),
+            func.max(
+                case((and_(a.status.in_(BOOKED), a.start_at >= cuts.c.future_cut), 1), else_=0)
+            ).label("has_future"),
             func.sum(case((a.status == "no_show", 1), else_=0)).label("no_show_count"),
         )
         .join(Patient, Patient.id == a.patient_id)
         .join(cuts, cuts.c.clinic_id == Patient.clinic_id)
         .where(a.deleted_at.is_(None))
         .group_by(a.patient_id)
-    )  # fmt: skip
+    )
     frame = _read(conn, query)
     if frame.empty:
-        return pd.DataFrame(columns=["patient_id", "last_completed_at", "has_future",
-                                     "no_show_count"])  # fmt: skip
+        return pd.DataFrame(
+            columns=["patient_id", "last_completed_at", "has_future", "no_show_count"]
+        )
     frame["has_future"] = frame["has_future"].astype(int).astype(bool)
     frame["no_show_count"] = frame["no_show_count"].astype(int)
     return frame
 
 
 def _recalls(conn: Connection, types: list[str]) -> pd.DataFrame:
-    query = select(Recall.patient_id, Recall.recall_type, Recall.due_date, Recall.disabled,
-                   Recall.disabled_until, Recall.scheduled_date).where(
-        Recall.recall_type.in_(types), Recall.deleted_at.is_(None))  # fmt: skip
+    query = select(
+        Recall.patient_id,
+        Recall.recall_type,
+        Recall.due_date,
+        Recall.disabled,
+        Recall.disabled_until,
+        Recall.scheduled_date,
+    ).where(Recall.recall_type.in_(types), Recall.deleted_at.is_(None))
     return _read(conn, query)
 
 
@@ -155,22 +193,36 @@ def _upcoming(conn: Connection, as_of: dict[int, date], days: tuple[int, int]) -
     makes a scheduled appointment confirmed, whatever later imports say."""
     start = datetime.combine(min(as_of.values()) + timedelta(days=days[0] - 1), time(0), UTC)
     end = datetime.combine(max(as_of.values()) + timedelta(days=days[1] + 2), time(0), UTC)
-    confirmed = select(AppointmentConfirmation.appointment_id).where(
-        AppointmentConfirmation.appointment_id == Appointment.id,
-        AppointmentConfirmation.start_at == Appointment.start_at,
-    ).exists()
+    confirmed = (
+        select(AppointmentConfirmation.appointment_id)
+        .where(
+            AppointmentConfirmation.appointment_id == Appointment.id,
+            AppointmentConfirmation.start_at == Appointment.start_at,
+        )
+        .exists()
+    )
     status = case((confirmed, "confirmed"), else_=Appointment.status).label("status")
-    query = select(Appointment.patient_id, Appointment.clinic_id, Appointment.external_id,
-                   Appointment.start_at, status).where(
-        Appointment.deleted_at.is_(None), Appointment.status.in_(BOOKED),
-        Appointment.start_at >= start, Appointment.start_at < end)  # fmt: skip
+    query = select(
+        Appointment.patient_id,
+        Appointment.clinic_id,
+        Appointment.external_id,
+        Appointment.start_at,
+        status,
+    ).where(
+        Appointment.deleted_at.is_(None),
+        Appointment.status.in_(BOOKED),
+        Appointment.start_at >= start,
+        Appointment.start_at < end,
+    )
     return _read(conn, query)
 
 
 def _households(conn: Connection, campaign_id: int | None) -> pd.DataFrame:
-    query = select(CampaignHousehold.household_key, CampaignHousehold.attempts,
-                   CampaignHousehold.last_converted_at).where(
-        CampaignHousehold.campaign_id == (campaign_id or -1))  # fmt: skip
+    query = select(
+        CampaignHousehold.household_key,
+        CampaignHousehold.attempts,
+        CampaignHousehold.last_converted_at,
+    ).where(CampaignHousehold.campaign_id == (campaign_id or -1))
     return _read(conn, query)
 
 
@@ -187,25 +239,47 @@ def retired_phones(conn: Connection) -> frozenset[str]:
     return frozenset(conn.execute(query).scalars())
 
 
-def load_population(conn: Connection, campaign: CampaignModel, campaign_id: int | None,
-                    as_of: dict[int, date], clinic_ids: list[int]) -> Population:  # fmt: skip
+def load_population(
+    conn: Connection,
+    campaign: CampaignModel,
+    campaign_id: int | None,
+    as_of: dict[int, date],
+    clinic_ids: list[int],
+) -> Population:
     """Everything the builder needs for ``campaign`` at the per-clinic ``as_of`` dates."""
     clinics = clinics_frame(conn)
     every = campaign.clinics == "all"
     patients = _patients(conn, clinic_ids, every)
-    empty = pd.DataFrame(columns=["patient_id", "recall_type", "due_date", "disabled",
-                                  "disabled_until", "scheduled_date"])  # fmt: skip
+    empty = pd.DataFrame(
+        columns=[
+            "patient_id",
+            "recall_type",
+            "due_date",
+            "disabled",
+            "disabled_until",
+            "scheduled_date",
+        ]
+    )
     recalls = empty
     if campaign.kind == "recall":
-        recalls = _recalls(conn, list(campaign.audience.recall_types))  # type: ignore[union-attr]
-    appointments = pd.DataFrame(columns=["patient_id", "clinic_id", "external_id", "start_at",
-                                         "status"])  # fmt: skip
+        recalls = _recalls(conn, list(campaign.audience.recall_types))
+    appointments = pd.DataFrame(
+        columns=["patient_id", "clinic_id", "external_id", "start_at", "status"]
+    )
     if campaign.kind == "reminder" and as_of:
-        appointments = _upcoming(conn, as_of, campaign.audience.days_ahead)  # type: ignore[union-attr]
+        appointments = _upcoming(conn, as_of, campaign.audience.days_ahead)
     return Population(
-        patients=patients, clinics=clinics, phones=_phones(conn, patients["id"]),
-        visits=_visits(conn, clinics, clinic_ids, as_of) if clinic_ids else pd.DataFrame(
-            columns=["patient_id", "last_completed_at", "has_future", "no_show_count"]),
-        recalls=recalls, appointments=appointments,
-        households=_households(conn, campaign_id), dnc=_dnc(conn), retired=retired_phones(conn),
-    )  # fmt: skip
+        patients=patients,
+        clinics=clinics,
+        phones=_phones(conn, patients["id"]),
+        visits=_visits(conn, clinics, clinic_ids, as_of)
+        if clinic_ids
+        else pd.DataFrame(
+            columns=["patient_id", "last_completed_at", "has_future", "no_show_count"]
+        ),
+        recalls=recalls,
+        appointments=appointments,
+        households=_households(conn, campaign_id),
+        dnc=_dnc(conn),
+        retired=retired_phones(conn),
+    )

@@ -48,6 +48,13 @@ REASON_TEXT = {
 }
 
 
+def all_reasons() -> list[str]:
+    """Every exclusion reason of every kind, in testing order."""
+    timing = list(TIMING_REASON.values())
+    rest = exclusion_reasons("recall")[len(STATUS_REASONS) + 3 :]
+    return [*STATUS_REASONS, "outside_ages", "language", *timing, *rest]
+
+
 def exclusion_reasons(kind: str) -> list[str]:
     """The exclusion reasons of a campaign kind, in the order they are tested."""
     future = [] if kind == "reminder" else ["has_future_appointment"]

@@ -108,8 +108,13 @@ def import_file(
     snapshot: bool = False,
     now: datetime | None = None,
     progress: ProgressHook | None = None,
+    source: str = "csv",
 ) -> ImportResult:
-    """Import one canonical CSV file of ``kind`` (clinics, patients or appointments)."""
+    """Import one canonical CSV file of ``kind`` (clinics, patients or appointments).
+
+    ``source`` labels the rows (``csv``; the demo uses ``demo``); a snapshot only marks rows of
+    its own source deleted.
+    """
     now = now or datetime.now(UTC)
     mapping = load_mapping(mapping_path) if mapping_path else Mapping()
     table = read_table(path, mapping, encoding)
@@ -123,9 +128,8 @@ def import_file(
         with engine.begin() as conn:
             lock_imports(conn)
             checked = check_table(kind, table, mapping, load_lookups(conn), snapshot=snapshot)
-            if progress:
-                progress("writing", 0, total)
-            rows = FileRows(checked=checked, table=table, now=now, snapshot=snapshot)
+            rows = FileRows(checked, table, now, snapshot, source, progress)
+            rows.advance(0)
             writer = {
                 "clinics": write_clinics,
                 "patients": write_patients,

@@ -5,7 +5,7 @@ All functions run inside the caller's transaction and return (inserted, updated,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -59,6 +59,12 @@ class FileRows:
     now: datetime
     snapshot: bool
     source: str = "csv"  # rows of other sources are never touched by this one's snapshots
+    progress: Callable[[str, int, int], None] | None = None  # (stage, rows done, rows)
+
+    def advance(self, done: int) -> None:
+        """Report ``done`` of the file's rows written."""
+        if self.progress:
+            self.progress("writing", done, len(self.checked.values))
 
 
 @dataclass
@@ -123,43 +129,40 @@ def _hash_extra(frame: pd.DataFrame) -> list[str]:
     return [*extra, "recall_due_date"] if "recall_due_date" in frame.columns else extra
 
 
-def apply_plan(
-    conn: Connection,
-    table: Table,
-    plan: Plan,
-    fields: list[str],
-    now: datetime,
-    source: str = "csv",
-) -> None:
+def apply_plan(conn: Connection, table: Table, plan: Plan, fields: list[str],
+               rows: FileRows) -> None:  # fmt: skip
     """Insert new rows, update changed ones (undeleting them), mark stale ones deleted."""
-    stamp = {"source": source, "updated_at": now, "deleted_at": None}
+    stamp = {"source": rows.source, "updated_at": rows.now, "deleted_at": None}
     new = records(plan.new, [*fields, "source_hash"])
     for row in new:
-        row.update(stamp, created_at=now)
-    for part in chunks(new):
-        conn.execute(insert(table), part)
+        row.update(stamp, created_at=rows.now)
     changed = records(plan.changed, [*fields, "source_hash", "id"])
     for row in changed:
         row.update(stamp)
         row["b_id"] = int(row.pop("id"))
     statement = update(table).where(table.c.id == bindparam("b_id"))
+    untouched = len(rows.checked.values) - len(new) - len(changed)
+    done = untouched
+    for part in chunks(new):
+        conn.execute(insert(table), part)
+        done += len(part)
+        rows.advance(done)
     for part in chunks(changed):
         conn.execute(statement, part)
-    stale = [{"b_id": i, "deleted_at": now, "updated_at": now} for i in plan.stale_ids]
+        done += len(part)
+        rows.advance(done)
+    stale = [{"b_id": i, "deleted_at": rows.now, "updated_at": rows.now} for i in plan.stale_ids]
+    deleted = statement.values(deleted_at=bindparam("deleted_at"),
+                               updated_at=bindparam("updated_at"))  # fmt: skip
     for part in chunks(stale):
-        conn.execute(
-            statement.values(
-                deleted_at=bindparam("deleted_at"), updated_at=bindparam("updated_at")
-            ),
-            part,
-        )
+        conn.execute(deleted, part)
 
 
 def write_clinics(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
     """Upsert clinics."""
     table = Clinic.__table__
     plan = plan_rows(conn, table, rows, CLINIC_FIELDS, rows.source)  # type: ignore[arg-type]
-    apply_plan(conn, table, plan, CLINIC_FIELDS, rows.now, rows.source)  # type: ignore[arg-type]
+    apply_plan(conn, table, plan, CLINIC_FIELDS, rows)  # type: ignore[arg-type]
     return len(plan.new), len(plan.changed), len(plan.stale_ids)
 
 
@@ -167,7 +170,7 @@ def write_appointments(conn: Connection, rows: FileRows) -> tuple[int, int, int]
     """Upsert appointments."""
     table = Appointment.__table__
     plan = plan_rows(conn, table, rows, APPOINTMENT_FIELDS, rows.source)  # type: ignore[arg-type]
-    apply_plan(conn, table, plan, APPOINTMENT_FIELDS, rows.now, rows.source)  # type: ignore[arg-type]
+    apply_plan(conn, table, plan, APPOINTMENT_FIELDS, rows)  # type: ignore[arg-type]
     return len(plan.new), len(plan.changed), len(plan.stale_ids)
 
 
@@ -175,7 +178,7 @@ def write_patients(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
     """Upsert patients, then their phones and prophy recall, then link guarantors."""
     table = Patient.__table__
     plan = plan_rows(conn, table, rows, PATIENT_FIELDS, rows.source)  # type: ignore[arg-type]
-    apply_plan(conn, table, plan, PATIENT_FIELDS, rows.now, rows.source)  # type: ignore[arg-type]
+    apply_plan(conn, table, plan, PATIENT_FIELDS, rows)  # type: ignore[arg-type]
     touched = pd.concat([plan.new, plan.changed], ignore_index=True)
     ids = {ext: pid for ext, pid in conn.execute(select(Patient.external_id, Patient.id))}
     touched["patient_id"] = touched["external_id"].map(ids).astype("int64")

@@ -1,0 +1,137 @@
+"""``dialer demo``: a synthetic chain imported into the configured store, and its lists built.
+
+The demo's rows are imported with source ``demo``. Run again, it replaces only its own data;
+it refuses a database that holds clinics, patients or appointments from anywhere else.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, select
+
+from dialer.campaigns import load_campaigns, packaged_campaigns_dir
+from dialer.errors import DemoRefused
+from dialer.ingest.importer import import_file
+from dialer.lists import DialListResult
+from dialer.store.db import safe_url
+from dialer.store.dial_lists import build_list
+from dialer.store.models import (
+    Appointment,
+    AppointmentConfirmation,
+    CampaignHousehold,
+    Clinic,
+    DialList,
+    DialListEntry,
+    DialListPatient,
+    DncEntry,
+    Patient,
+    Phone,
+    Recall,
+)
+from dialer.synthetic import generate_chain
+
+DEMO_SOURCE = "demo"
+DEMO_PATIENTS = 5000
+DEMO_SEED = 7
+Step = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    """What the demo did."""
+
+    database: str
+    as_of: date
+    clinics: int
+    patients: int
+    appointments: int
+    lists: list[DialListResult] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` shape."""
+        return {
+            "database": self.database,
+            "as_of": self.as_of.isoformat(),
+            "clinics": self.clinics,
+            "patients": self.patients,
+            "appointments": self.appointments,
+            "campaigns": [
+                {
+                    "name": r.campaign,
+                    "kind": r.kind,
+                    "candidates": len(r.candidates),
+                    "eligible_patients": r.eligible_patients,
+                    "entries": len(r.entries),
+                    "excluded": r.excluded,
+                }
+                for r in self.lists
+            ],
+        }
+
+
+def foreign_rows(conn: Connection) -> dict[str, int]:
+    """Imported rows that did not come from the demo, per table (only non-zero counts)."""
+    counts = {}
+    for name, model in (("clinics", Clinic), ("patients", Patient), ("appointments", Appointment)):
+        query = select(func.count()).select_from(model).where(model.source != DEMO_SOURCE)
+        counts[name] = int(conn.execute(query).scalar_one())
+    return {name: count for name, count in counts.items() if count}
+
+
+def clear_demo(conn: Connection) -> None:
+    """Delete the demo's own rows and everything derived from them."""
+    demo_patients = select(Patient.id).where(Patient.source == DEMO_SOURCE)
+    demo_appointments = select(Appointment.id).where(Appointment.source == DEMO_SOURCE)
+    for statement in (
+        delete(DialListEntry),
+        delete(DialListPatient),
+        delete(DialList),
+        delete(CampaignHousehold),
+        delete(AppointmentConfirmation).where(
+            AppointmentConfirmation.appointment_id.in_(demo_appointments)
+        ),
+        delete(Appointment).where(Appointment.source == DEMO_SOURCE),
+        delete(Recall).where(Recall.patient_id.in_(demo_patients)),
+        delete(Phone).where(Phone.patient_id.in_(demo_patients)),
+        delete(DncEntry).where(DncEntry.source == DEMO_SOURCE),
+    ):
+        conn.execute(statement)
+    conn.execute(Patient.__table__.update().values(guarantor_id=None))
+    conn.execute(delete(Patient).where(Patient.source == DEMO_SOURCE))
+    conn.execute(delete(Clinic).where(Clinic.source == DEMO_SOURCE))
+
+
+def run_demo(engine: Engine, *, today: date | None = None, step: Step | None = None) -> DemoResult:
+    """Generate the demo chain, import it, and build the three example campaigns' lists."""
+    say = step or (lambda _: None)
+    now = datetime.now(UTC)
+    as_of = today or now.date()
+    with engine.begin() as conn:
+        others = foreign_rows(conn)
+        if others:
+            found = ", ".join(f"{count} {name}" for name, count in others.items())
+            raise DemoRefused(
+                f"The database {safe_url(engine)} holds data that is not the demo's ({found}); "
+                "run the demo on a database of its own, e.g. `dialer --db sqlite:///demo.db demo`"
+            )
+        clear_demo(conn)
+    result = DemoResult(safe_url(engine), as_of, 0, 0, 0)
+    with tempfile.TemporaryDirectory(prefix="dialer-demo-") as folder:
+        say(f"Generating a {DEMO_PATIENTS:,}-patient chain")
+        files = generate_chain(Path(folder), patients=DEMO_PATIENTS, seed=DEMO_SEED, as_of=as_of)
+        for kind, path in (("clinics", files.clinics), ("patients", files.patients),
+                           ("appointments", files.appointments)):  # fmt: skip
+            say(f"Importing {kind}")
+            imported = import_file(engine, kind, path, now=now, source=DEMO_SOURCE)
+            setattr(result, kind, imported.inserted + imported.updated + imported.unchanged)
+    for name, (campaign, path) in sorted(load_campaigns(packaged_campaigns_dir()).items()):
+        say(f"Building {name}")
+        built, _ = build_list(engine, campaign, path, as_of=as_of, now=now)
+        result.lists.append(built)
+    return result

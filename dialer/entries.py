@@ -23,18 +23,18 @@ if TYPE_CHECKING:
 
 
 def natural_order(ids: pd.Series) -> pd.Series:
-    """Dense rank of external ids: all-digit ids numerically first, then the rest as text."""
-    uniques = pd.unique(ids.astype(str))
-    keyed = sorted(uniques, key=_natural_key)
-    rank = {value: position for position, value in enumerate(keyed)}
-    return ids.astype(str).map(rank).astype("int64")
+    """Rank of external ids: all-digit ids numerically first, then the rest as text.
 
-
-def _natural_key(value: str) -> tuple[int, int, str]:
-    if value.isdigit():
-        stripped = value.lstrip("0") or "0"
-        return (0, len(stripped), stripped)
-    return (1, 0, value)
+    Equal numbers are ordered by their text, so ``007`` comes just before ``7``.
+    """
+    text = ids.astype(str)
+    digits = text.str.fullmatch(r"\d{1,18}").fillna(False).to_numpy(dtype=bool)
+    number = pd.to_numeric(text.where(digits), errors="coerce").fillna(0).to_numpy(dtype="int64")
+    other = text.where(~digits, "").to_numpy(dtype=object)
+    order = np.lexsort((text.to_numpy(dtype=object), other, number, ~digits))
+    ranks = np.empty(len(text), dtype="int64")
+    ranks[order] = np.arange(len(text))
+    return pd.Series(ranks, index=ids.index)
 
 
 @dataclass
@@ -45,15 +45,36 @@ class HouseholdPhones:
     households: pd.DataFrame  # index household_key: phones, zones, timezone_source
 
 
-def _dnc_sets(pop: Population, campaign: str) -> tuple[set[str], set[tuple[str, int]]]:
+def _dnc_sets(pop: Population, campaign: str) -> tuple[set[str], pd.DataFrame]:
+    """Numbers listed for everyone in this campaign, and (phone, clinic_id) clinic listings."""
     dnc = pop.dnc
     everywhere = dnc["scope"].eq("global") | (
         dnc["scope"].eq("campaign") & dnc["campaign"].eq(campaign)
     )
-    per_clinic = dnc[dnc["scope"].eq("clinic")]
-    return set(dnc.loc[everywhere, "phone"]), set(
-        zip(per_clinic["phone"], per_clinic["clinic_id"].astype(int), strict=True)
+    per_clinic = dnc.loc[dnc["scope"].eq("clinic"), ["phone", "clinic_id"]].astype(
+        {"clinic_id": "int64"}
     )
+    return set(dnc.loc[everywhere, "phone"]), per_clinic
+
+
+def _clinic_listed(
+    rows: pd.DataFrame, members: pd.DataFrame, per_clinic: pd.DataFrame
+) -> pd.Series:
+    """Per phone row: is the number on the list of a clinic of one of the household's members?"""
+    if per_clinic.empty or rows.empty:
+        return pd.Series(False, index=rows.index)
+    clinics = (
+        members[["guarantor_key", "clinic_id"]].drop_duplicates().astype({"clinic_id": "int64"})
+    )
+    clinics = clinics.rename(columns={"guarantor_key": "household_key"})
+    hits = (
+        rows[["household_key", "phone"]]
+        .merge(clinics, on="household_key")
+        .merge(per_clinic, on=["phone", "clinic_id"])
+    )
+    listed = pd.MultiIndex.from_frame(hits[["household_key", "phone"]])
+    return pd.Series(pd.MultiIndex.from_frame(rows[["household_key", "phone"]]).isin(listed),
+                     index=rows.index)  # fmt: skip
 
 
 def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame) -> pd.DataFrame:
@@ -91,19 +112,12 @@ def household_phones(
         usable &= ~(rows["kind"].eq("mobile") & rows["consent_source"].isna())
     rows = rows[usable]
     everywhere, per_clinic = _dnc_sets(pop, campaign.name)
-    clinics = members.groupby("guarantor_key")["clinic_id"].agg(
-        lambda c: set(c.astype(int))  # type: ignore[type-var]
-    )
-    household_clinics = rows["household_key"].map(clinics)
-    clinic_dnc = [
-        any((p, c) in per_clinic for c in cs) if isinstance(cs, set) else False
-        for p, cs in zip(rows["phone"], household_clinics, strict=True)
-    ]
+    clinic_dnc = _clinic_listed(rows, members, per_clinic)
     flagged = members[members["do_not_call"].astype(bool)]
     flagged_numbers = set(rows.loc[rows["patient_id"].isin(flagged["id"]), "phone"])
     rows = rows.assign(
         dnc=rows["phone"].isin(everywhere)
-        | np.asarray(clinic_dnc, dtype=bool)
+        | clinic_dnc
         | rows["owner_dnc"]
         | rows["phone"].isin(flagged_numbers)
     )
@@ -208,17 +222,46 @@ def assemble_entries(
     return entries, pd.Series(members["entry_key"].to_numpy(), index=members["id"].to_numpy())
 
 
+def _merged_households(house: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Per entry key: its households, phones (each number once), zones and zone sources.
+
+    Almost every entry is one household, taken as is; only merged entries are combined.
+    """
+    alone = ~house["entry_key"].duplicated(keep=False)
+    single = house[alone].set_index("entry_key")
+    households = single.index.to_series().map(lambda key: [key])
+    phones = single["phones"]
+    zones = single["zones"].map(" ".join)
+    sources = single["timezone_source"]
+    groups = house[~alone].groupby("entry_key")
+    if len(groups):
+        households = pd.concat([households, groups.apply(lambda g: list(g.index))])
+        phones = pd.concat(
+            [
+                phones,
+                groups["phones"].agg(
+                    lambda lists: list(dict.fromkeys(p for numbers in lists for p in numbers))
+                ),
+            ]
+        )
+        zones = pd.concat(
+            [zones, groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))]
+        )
+        sources = pd.concat(
+            [
+                sources,
+                groups["timezone_source"].agg(
+                    lambda s: "+".join(sorted(set("+".join(s).split("+"))))
+                ),
+            ]
+        )
+    return households, phones, zones, sources
+
+
 def _entry_rows(
     ranked: pd.DataFrame, members: pd.DataFrame, house: pd.DataFrame, fields: list[str]
 ) -> pd.DataFrame:
-    groups = house.groupby("entry_key")
-    households = pd.Series(house.index.to_numpy(), index=house["entry_key"].to_numpy())
-    households = households.groupby(level=0).agg(list)
-    merged_phones = groups["phones"].agg(
-        lambda lists: list(dict.fromkeys(p for phones in lists for p in phones))
-    )
-    zones = groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))
-    sources = groups["timezone_source"].agg(lambda s: "+".join(sorted(set("+".join(s).split("+")))))
+    households, merged_phones, zones, sources = _merged_households(house)
     own = members.drop_duplicates("guarantor_key").set_index("guarantor_key")["household_language"]
     any_es = members["household_language"].eq("es").groupby(members["entry_key"]).any()
     primary = any_es.index.to_series().map(own)

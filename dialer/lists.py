@@ -138,17 +138,18 @@ def months_between(earlier: pd.Series, later: pd.Series) -> pd.Series:
 def household_languages(patients: pd.DataFrame, clinics: pd.DataFrame) -> pd.Series:
     """Language per household key: the guarantor's, else its members' (``es`` when any member's
     is), else the guarantor's clinic default."""
-    known = patients[patients["language"].notna()]
-    own = known[known["external_id"] == known["guarantor_key"]].set_index("guarantor_key")
-    members = known.sort_values("sort_id").groupby("guarantor_key")["language"]
-    any_es = members.agg(lambda langs: "es" if (langs == "es").any() else langs.iloc[0])
+    known = patients[patients["language"].notna()].sort_values("sort_id")
+    own = known[known["external_id"] == known["guarantor_key"]].drop_duplicates("guarantor_key")
+    first = known.drop_duplicates("guarantor_key").set_index("guarantor_key")["language"]
+    any_es = known["language"].eq("es").groupby(known["guarantor_key"]).any()
+    members = first.where(~any_es.reindex(first.index, fill_value=False), "es")
     guarantor_clinic = patients.drop_duplicates("external_id").set_index("external_id")["clinic_id"]
     keys = pd.Series(patients["guarantor_key"].unique())
     clinic = keys.map(guarantor_clinic)
     default = clinic.map(clinics.set_index("id")["default_language"])
     result = pd.Series(default.fillna("en").to_numpy(), index=keys.to_numpy(), dtype=object)
-    result.update(any_es)
-    result.update(own["language"][~own.index.duplicated()])
+    result.update(members)
+    result.update(own.set_index("guarantor_key")["language"])
     return result
 
 
@@ -169,7 +170,9 @@ def _recall_timing(campaign: CampaignModel, pop: Population, cand: pd.DataFrame)
     enabled = ~recalls["disabled"].astype(bool) & (until.isna() | (until < _days(recalls["as_of"])))
     open_ = enabled & recalls["scheduled_date"].isna() & recalls["due_date"].notna()
     due = _days(recalls.loc[open_, "due_date"]).groupby(recalls.loc[open_, "patient_id"]).min()
-    overdue = (_days(cand["as_of"]) - cand["id"].map(due)).dt.days
+    # reindex, not map: Series.map fails on an empty datetime mapper (pandas 3.1).
+    due_day = pd.Series(due.reindex(cand["id"].to_numpy()).to_numpy(), index=cand.index)
+    overdue = (_days(cand["as_of"]) - _days(due_day)).dt.days
     low, high = audience.overdue_days  # type: ignore[union-attr]
     within = audience.due_within_days  # type: ignore[union-attr]
     ok = overdue.between(low, high) | overdue.between(-within, 0)
@@ -245,7 +248,7 @@ def _pre_phone_tests(
     tests.append((TIMING_REASON[campaign.kind], ~timing["timing_ok"]))
     if campaign.kind != "reminder":
         future = cand["id"].map(pop.visits.set_index("patient_id")["has_future"])
-        tests.append(("has_future_appointment", future.fillna(False).astype(bool)))
+        tests.append(("has_future_appointment", future.astype("boolean").fillna(False)))
     households = pop.households.set_index("household_key")
     converted = pd.to_datetime(cand["guarantor_key"].map(households["last_converted_at"]), utc=True)
     cutoff = pd.Timestamp(now - timedelta(days=RECENT_CONVERSION_DAYS))

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dialer.cli import opendental
 from dialer.cli.app import App, console, json_option, pass_app, print_json, table
 from dialer.ingest.importer import ImportResult, import_file
 
@@ -121,5 +122,7 @@ import_group.add_command(
     _file_command("patients", "dialer import patients export.csv --mapping dentrix.yaml --snapshot")
 )
 import_group.add_command(_file_command("appointments", "dialer import appointments appts.csv"))
+
+import_group.add_command(opendental.COMMAND)
 
 COMMANDS = [import_group]

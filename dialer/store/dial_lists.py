@@ -10,10 +10,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    Engine,
+    Row,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from dialer.campaigns import CampaignModel
 from dialer.errors import NotFound
@@ -25,6 +36,7 @@ from dialer.store.models import (
     DialListEntry,
     DialListPatient,
     Patient,
+    UTCDateTime,
 )
 from dialer.store.population import (
     as_of_dates,
@@ -193,37 +205,38 @@ def _json_number(value: Any) -> Any:
 
 
 def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
-    """Insert a frame's rows: COPY on PostgreSQL, batched executemany elsewhere."""
+    """Insert a frame's rows: COPY on PostgreSQL, the driver's executemany on SQLite.
+
+    Both bypass SQLAlchemy's per-value processing, which dominates at a million rows; values
+    must therefore already be what the column stores (JSON columns are serialised here).
+    """
     if frame.empty:
         return
-    clean = frame.astype(object).where(frame.notna(), None)
-    if conn.dialect.name == "postgresql":
-        _copy(conn, table, clean)
-        return
-    records = cast(list[dict[str, Any]], clean.to_dict("records"))
-    for start in range(0, len(records), 50_000):
-        conn.execute(insert(table), records[start : start + 50_000])
-
-
-def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     columns = list(frame.columns)
-    json_columns = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    clean = frame.astype(object).where(frame.notna(), None)
+    for name in json_columns & set(columns):
+        clean[name] = clean[name].map(lambda v: None if v is None else json.dumps(v))
+    if conn.dialect.name == "sqlite":
+        # Store times exactly as SQLAlchemy would (naive UTC text), so comparisons still work.
+        for name in columns:
+            if isinstance(table.c[name].type, UTCDateTime | Date):
+                process = table.c[name].type.bind_processor(conn.dialect)
+                if process is not None:
+                    values = [None if v is None else process(pd.Timestamp(v).to_pydatetime()
+                              if isinstance(v, datetime) else v) for v in clean[name]]  # fmt: skip
+                    clean[name] = pd.Series(values, index=clean.index, dtype=object)
     raw = conn.connection.driver_connection
     assert raw is not None
     names = ", ".join(f'"{c}"' for c in columns)
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-        for record in frame.itertuples(index=False, name=None):
-            copy.write_row(
-                [_copy_value(v, c in json_columns) for v, c in zip(record, columns, strict=True)]
-            )
-
-
-def _copy_value(value: Any, is_json: bool) -> Any:
-    if value is None:
-        return None
-    if is_json:
-        return json.dumps(value)
-    return value
+    rows = clean.itertuples(index=False, name=None)
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    raw.cursor().executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
 def latest_list(conn: Connection, name: str) -> Row[Any]:

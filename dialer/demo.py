@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from dialer.campaigns import load_campaigns, packaged_campaigns_dir
 from dialer.errors import DemoRefused
@@ -102,7 +102,7 @@ def clear_demo(conn: Connection) -> None:
         delete(DncEntry).where(DncEntry.source == DEMO_SOURCE),
     ):
         conn.execute(statement)
-    conn.execute(Patient.__table__.update().values(guarantor_id=None))
+    conn.execute(update(Patient).values(guarantor_id=None))
     conn.execute(delete(Patient).where(Patient.source == DEMO_SOURCE))
     conn.execute(delete(Clinic).where(Clinic.source == DEMO_SOURCE))
 

@@ -25,7 +25,7 @@ from dialer.cli import cli
 from dialer.cli.imports import import_group
 from dialer.cli.opendental import COMMAND
 from dialer.errors import ConfigError, DatabaseError, InputFileError
-from dialer.ingest import opendental
+from dialer.ingest import odsource, opendental
 from dialer.ingest.opendental import OpenDentalResult, import_opendental
 from dialer.store.models import Appointment, Clinic, ImportRun, Patient, Phone, Recall
 from tests.opendental_fixtures import OpenDentalDb, od, seed
@@ -549,7 +549,7 @@ def test_date_cells(cells: list[str], with_time: bool, expected: list[str]) -> N
     import pandas as pd
 
     assert (
-        list(opendental.date_cells(pd.Series(cells, dtype=object), with_time=with_time)) == expected
+        list(odsource.date_cells(pd.Series(cells, dtype=object), with_time=with_time)) == expected
     )
 
 

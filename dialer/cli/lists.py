@@ -54,7 +54,9 @@ def build(app: App, campaign: str, as_of: str | None, as_json: bool) -> None:
       dialer lists build hygiene-recall --as-of 2026-12-01 --json
     """
     definition, path = app.campaign(campaign)
-    result, _ = build_list(app.engine(), definition, path, as_of=_as_of(as_of))
+    engine = app.engine()
+    with console(err=True).status(f"Building {definition.name}..."):
+        result, _ = build_list(engine, definition, path, as_of=_as_of(as_of))
     dates = sorted({d.isoformat() for d in result.as_of_by_clinic.values()})
     summary: dict[str, Any] = {
         "campaign": result.campaign,

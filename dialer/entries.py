@@ -28,7 +28,7 @@ def natural_order(ids: pd.Series) -> pd.Series:
     Equal numbers are ordered by their text, so ``007`` comes just before ``7``.
     """
     text = ids.astype(str)
-    digits = text.str.fullmatch(r"\d{1,18}").fillna(False).to_numpy(dtype=bool)
+    digits = text.str.fullmatch(r"\d{1,18}").astype("boolean").fillna(False).to_numpy(dtype=bool)
     number = pd.to_numeric(text.where(digits), errors="coerce").fillna(0).to_numpy(dtype="int64")
     other = text.where(~digits, "").to_numpy(dtype=object)
     order = np.lexsort((text.to_numpy(dtype=object), other, number, ~digits))
@@ -42,7 +42,9 @@ class HouseholdPhones:
     """Per eligible candidate a phone-stage reason (or none); per household its phones."""
 
     reason: pd.Series  # index patient id -> do_not_call / no_valid_phone / unknown_timezone
-    households: pd.DataFrame  # index household_key: phones, zones, timezone_source
+    households: pd.DataFrame  # index household_key: phones, zones, timezone_source, blocked,
+    # clinics (the members' clinic ids)
+    clinic_listed: frozenset[tuple[str, int]] = frozenset()  # (phone, clinic_id) DNC listings
 
 
 def _dnc_sets(pop: Population, campaign: str) -> tuple[set[str], pd.DataFrame]:
@@ -96,9 +98,15 @@ def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame)
     rows = pd.concat([g, m], ignore_index=True)
     rows["kind_order"] = rows["kind"].map({k: i for i, k in enumerate(kinds)})
     rows = rows.sort_values(["household_key", "group", "member_order", "kind_order"], kind="stable")
-    owner_flag = rows["patient_id"].map(pop.patients.set_index("id")["do_not_call"])
-    rows["owner_dnc"] = owner_flag.fillna(False).astype(bool)
     return rows
+
+
+def _flagged_numbers(pop: Population) -> set[str]:
+    """Every number of a person flagged do-not-call, of any kind and in any household: such a
+    number may reach them, so it is dialed for no one (stricter than per household)."""
+    flagged = pop.patients.loc[pop.patients["do_not_call"].astype(bool), "id"]
+    numbers = pop.phones.loc[pop.phones["patient_id"].isin(flagged), "phone"]
+    return set(numbers.dropna())
 
 
 def household_phones(
@@ -113,13 +121,8 @@ def household_phones(
     rows = rows[usable]
     everywhere, per_clinic = _dnc_sets(pop, campaign.name)
     clinic_dnc = _clinic_listed(rows, members, per_clinic)
-    flagged = members[members["do_not_call"].astype(bool)]
-    flagged_numbers = set(rows.loc[rows["patient_id"].isin(flagged["id"]), "phone"])
     rows = rows.assign(
-        dnc=rows["phone"].isin(everywhere)
-        | clinic_dnc
-        | rows["owner_dnc"]
-        | rows["phone"].isin(flagged_numbers)
+        dnc=rows["phone"].isin(everywhere) | clinic_dnc | rows["phone"].isin(_flagged_numbers(pop))
     )
     # A number is do-not-call for the whole household when it is for any of its owners there.
     rows["dnc"] = rows.groupby(["household_key", "phone"])["dnc"].transform("max")
@@ -128,9 +131,16 @@ def household_phones(
     ok = rows[~rows["dnc"]]
     listed = ok.groupby("household_key", sort=False)["phone"].agg(list)
     first_zones = ok.drop_duplicates("household_key").set_index("household_key")["timezones"]
+    blocked = rows[rows["dnc"]].groupby("household_key")["phone"].agg(frozenset)
     households = _zones(pop, pd.DataFrame({"phones": listed}), first_zones)
+    households["blocked"] = blocked.reindex(households.index).map(
+        lambda b: b if isinstance(b, frozenset) else frozenset()
+    )
+    clinics = members.groupby("guarantor_key")["clinic_id"].agg(lambda c: frozenset(map(int, c)))
+    households["clinics"] = clinics.reindex(households.index)
     reason = _phone_reasons(members, valid_count, households)
-    return HouseholdPhones(reason=reason, households=households)
+    listed = frozenset(zip(per_clinic["phone"], per_clinic["clinic_id"], strict=True))
+    return HouseholdPhones(reason=reason, households=households, clinic_listed=listed)
 
 
 def _zones(pop: Population, households: pd.DataFrame, first_zones: pd.Series) -> pd.DataFrame:
@@ -164,7 +174,7 @@ def _phone_reasons(
     key = members["guarantor_key"]
     has_valid = key.map(valid_count).fillna(0).gt(0)
     has_ok = key.isin(households.index)
-    zoned = key.map(households["zones"].map(bool)).fillna(False).astype(bool)
+    zoned = key.map(households["zones"].map(bool)).astype("boolean").fillna(False).astype(bool)
     reason = pd.Series(None, index=members.index, dtype=object)
     reason[members["do_not_call"].astype(bool) | (has_valid & ~has_ok)] = "do_not_call"
     reason[reason.isna() & ~has_valid] = "no_valid_phone"
@@ -218,11 +228,13 @@ def assemble_entries(
         na_position="last",
         kind="stable",
     )
-    entries = _entry_rows(ranked, members, house, fields)
+    entries = _entry_rows(ranked, members, house, fields, phones.clinic_listed)
     return entries, pd.Series(members["entry_key"].to_numpy(), index=members["id"].to_numpy())
 
 
-def _merged_households(house: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+def _merged_households(
+    house: pd.DataFrame, clinic_listed: frozenset[tuple[str, int]]
+) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
     """Per entry key: its households, phones (each number once), zones and zone sources.
 
     Almost every entry is one household, taken as is; only merged entries are combined.
@@ -236,14 +248,23 @@ def _merged_households(house: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Se
     groups = house[~alone].groupby("entry_key")
     if len(groups):
         households = pd.concat([households, groups.apply(lambda g: list(g.index))])
-        phones = pd.concat(
-            [
-                phones,
-                groups["phones"].agg(
-                    lambda lists: list(dict.fromkeys(p for numbers in lists for p in numbers))
-                ),
-            ]
+        blocked = groups["blocked"].agg(lambda sets: frozenset().union(*sets))
+        clinics = groups["clinics"].agg(lambda sets: frozenset().union(*sets))
+        merged = groups["phones"].agg(
+            lambda lists: list(dict.fromkeys(p for numbers in lists for p in numbers))
         )
+        # A number that is do-not-call for one household of the entry, or on the list of a
+        # clinic of any of its members, is dialed for none.
+        merged = pd.Series(
+            [
+                [p for p in numbers if p not in blocked[key]
+                 and not any((p, c) in clinic_listed for c in clinics[key])]
+                for key, numbers in merged.items()
+            ],
+            index=merged.index,
+            dtype=object,
+        )  # fmt: skip
+        phones = pd.concat([phones, merged])
         zones = pd.concat(
             [zones, groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))]
         )
@@ -259,9 +280,13 @@ def _merged_households(house: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Se
 
 
 def _entry_rows(
-    ranked: pd.DataFrame, members: pd.DataFrame, house: pd.DataFrame, fields: list[str]
+    ranked: pd.DataFrame,
+    members: pd.DataFrame,
+    house: pd.DataFrame,
+    fields: list[str],
+    clinic_listed: frozenset[tuple[str, int]],
 ) -> pd.DataFrame:
-    households, merged_phones, zones, sources = _merged_households(house)
+    households, merged_phones, zones, sources = _merged_households(house, clinic_listed)
     own = members.drop_duplicates("guarantor_key").set_index("guarantor_key")["household_language"]
     any_es = members["household_language"].eq("es").groupby(members["entry_key"]).any()
     primary = any_es.index.to_series().map(own)

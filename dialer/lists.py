@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dialer.campaigns import CampaignModel
-from dialer.entries import assemble_entries, household_phones, natural_order
+from dialer.entries import HouseholdPhones, assemble_entries, household_phones, natural_order
 
 STATUS_REASONS = ("deceased", "inactive", "archived", "non_patient", "prospective")
 TIMING_REASON = {
@@ -177,7 +177,10 @@ def _recall_timing(campaign: CampaignModel, pop: Population, cand: pd.DataFrame)
     within = audience.due_within_days  # type: ignore[union-attr]
     ok = overdue.between(low, high) | overdue.between(-within, 0)
     return pd.DataFrame(
-        {"timing_ok": ok.fillna(False).astype(bool), "overdue_days": overdue.astype("float64")},
+        {
+            "timing_ok": ok.astype("boolean").fillna(False).astype(bool),
+            "overdue_days": overdue.astype("float64"),
+        },
         index=cand.index,
     )
 
@@ -236,7 +239,6 @@ def _pre_phone_tests(
     pop: Population,
     cand: pd.DataFrame,
     timing: pd.DataFrame,
-    now: datetime,
 ) -> list[tuple[str, pd.Series]]:
     audience = campaign.audience
     tests = [(status, cand["status"].eq(status)) for status in STATUS_REASONS]
@@ -249,13 +251,36 @@ def _pre_phone_tests(
     if campaign.kind != "reminder":
         future = cand["id"].map(pop.visits.set_index("patient_id")["has_future"])
         tests.append(("has_future_appointment", future.astype("boolean").fillna(False)))
-    households = pop.households.set_index("household_key")
-    converted = pd.to_datetime(cand["guarantor_key"].map(households["last_converted_at"]), utc=True)
-    cutoff = pd.Timestamp(now - timedelta(days=RECENT_CONVERSION_DAYS))
-    tests.append(("recently_converted", converted.notna() & (converted >= cutoff)))
-    attempts = cand["guarantor_key"].map(households["attempts"]).fillna(0)
-    tests.append(("max_attempts_reached", attempts >= campaign.calling.max_attempts))
     return tests
+
+
+def _by_household(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """``values`` (indexed by household key) looked up for ``keys``, index kept."""
+    return pd.Series(values.reindex(keys.to_numpy()).array, index=keys.index)
+
+
+def _counter_tests(
+    campaign: CampaignModel, pop: Population, cand: pd.DataFrame, phones: HouseholdPhones,
+    now: datetime,
+) -> list[tuple[str, pd.Series]]:  # fmt: skip
+    """recently_converted and max_attempts_reached, judged over every household that shares
+    the same first phone (they would be one merged entry: one number, one conversation)."""
+    counters = pop.households.set_index("household_key")
+    attempts = counters["attempts"].astype("float64")
+    converted = pd.to_datetime(counters["last_converted_at"], utc=True)
+    first = phones.households["phones"].map(lambda numbers: numbers[0])
+    if len(first):
+        group_attempts = _by_household(attempts, first.index.to_series()).fillna(0)
+        group_converted = _by_household(converted, first.index.to_series())
+        attempts = group_attempts.groupby(first).transform("max").combine_first(attempts)
+        converted = group_converted.groupby(first).transform("max").combine_first(converted)
+    cutoff = pd.Timestamp(now - timedelta(days=RECENT_CONVERSION_DAYS))
+    recent = _by_household(converted, cand["guarantor_key"])
+    count = _by_household(attempts, cand["guarantor_key"]).fillna(0)
+    return [
+        ("recently_converted", recent.notna() & (recent >= cutoff)),
+        ("max_attempts_reached", count >= campaign.calling.max_attempts),
+    ]
 
 
 def candidates_frame(
@@ -279,9 +304,10 @@ def build_dial_list(
     cand = candidates_frame(campaign, pop, as_of_by_clinic)
     timing = _timing(campaign, pop, cand)
     cand = cand.join(timing.drop(columns="timing_ok"))
-    reason = _first_reason(_pre_phone_tests(campaign, pop, cand, timing, now), cand.index)
+    reason = _first_reason(_pre_phone_tests(campaign, pop, cand, timing), cand.index)
     phones = household_phones(campaign, pop, cand[reason.isna()])
-    reason = reason.fillna(cand["id"].map(phones.reason))
+    counted = _first_reason(_counter_tests(campaign, pop, cand, phones, now), cand.index)
+    reason = reason.fillna(counted).fillna(cand["id"].map(phones.reason))
     cand["reason"] = reason.astype(object).where(reason.notna(), None)
     visits = pop.visits.set_index("patient_id")
     cand["no_show_count"] = cand["id"].map(visits["no_show_count"]).fillna(0).astype("float64")

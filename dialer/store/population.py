@@ -53,7 +53,10 @@ def clinics_frame(conn: Connection) -> pd.DataFrame:
         Clinic.default_language,
         Clinic.phone,
     ).where(Clinic.deleted_at.is_(None))
-    return _read(conn, query)
+    frame = _read(conn, query)
+    # None, not NaN, for a clinic without a zone: callers test for a zone name.
+    frame["timezone"] = frame["timezone"].astype(object).where(frame["timezone"].notna(), None)
+    return frame
 
 
 def campaign_clinic_ids(campaign: CampaignModel, clinics: pd.DataFrame) -> list[int]:

@@ -1,0 +1,1 @@
+"""Telephony providers: the interface the engine uses, a simulated network, and (later) Twilio."""

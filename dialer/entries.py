@@ -136,11 +136,13 @@ def household_phones(
     households["blocked"] = blocked.reindex(households.index).map(
         lambda b: b if isinstance(b, frozenset) else frozenset()
     )
-    clinics = members.groupby("guarantor_key")["clinic_id"].agg(lambda c: frozenset(map(int, c)))
+    clinics = members.groupby("guarantor_key")["clinic_id"].agg(
+        lambda c: frozenset(map(int, c))  # type: ignore[type-var]
+    )
     households["clinics"] = clinics.reindex(households.index)
     reason = _phone_reasons(members, valid_count, households)
-    listed = frozenset(zip(per_clinic["phone"], per_clinic["clinic_id"], strict=True))
-    return HouseholdPhones(reason=reason, households=households, clinic_listed=listed)
+    pairs = frozenset(zip(per_clinic["phone"], per_clinic["clinic_id"], strict=True))
+    return HouseholdPhones(reason=reason, households=households, clinic_listed=pairs)
 
 
 def _zones(pop: Population, households: pd.DataFrame, first_zones: pd.Series) -> pd.DataFrame:
@@ -248,22 +250,7 @@ def _merged_households(
     groups = house[~alone].groupby("entry_key")
     if len(groups):
         households = pd.concat([households, groups.apply(lambda g: list(g.index))])
-        blocked = groups["blocked"].agg(lambda sets: frozenset().union(*sets))
-        clinics = groups["clinics"].agg(lambda sets: frozenset().union(*sets))
-        merged = groups["phones"].agg(
-            lambda lists: list(dict.fromkeys(p for numbers in lists for p in numbers))
-        )
-        # A number that is do-not-call for one household of the entry, or on the list of a
-        # clinic of any of its members, is dialed for none.
-        merged = pd.Series(
-            [
-                [p for p in numbers if p not in blocked[key]
-                 and not any((p, c) in clinic_listed for c in clinics[key])]
-                for key, numbers in merged.items()
-            ],
-            index=merged.index,
-            dtype=object,
-        )  # fmt: skip
+        merged = _merged_phones(house[~alone], clinic_listed)
         phones = pd.concat([phones, merged])
         zones = pd.concat(
             [zones, groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))]
@@ -277,6 +264,23 @@ def _merged_households(
             ]
         )
     return households, phones, zones, sources
+
+
+def _merged_phones(house: pd.DataFrame, clinic_listed: frozenset[tuple[str, int]]) -> pd.Series:
+    """Per merged entry: its households' phones in order, each number once, without any number
+    that is do-not-call for one of its households or listed by a clinic of one of its members.
+    """
+    out: dict[object, list[str]] = {}
+    for key, group in house.groupby("entry_key"):
+        blocked: frozenset[str] = frozenset().union(*group["blocked"])
+        clinics: frozenset[int] = frozenset().union(*group["clinics"])
+        numbers = dict.fromkeys(p for listed in group["phones"] for p in listed)
+        out[key] = [
+            p
+            for p in numbers
+            if p not in blocked and not any((p, c) in clinic_listed for c in clinics)
+        ]
+    return pd.Series(out, dtype=object)
 
 
 def _entry_rows(

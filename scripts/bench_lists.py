@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -37,8 +36,15 @@ TABLES = ("patients", "phones", "recalls", "appointments")
 
 
 def peak_mb() -> float:
-    """Peak resident memory of this process, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process since it started, in MB.
+
+    ``VmHWM`` belongs to the process's own address space, so a spawned child reports its own
+    peak (``ru_maxrss`` would carry the parent's peak across exec).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def baseline(url: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 # Integer primary keys: BIGINT on PostgreSQL, the rowid alias INTEGER on SQLite.
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -238,6 +239,11 @@ class CampaignHousehold(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    final_code: Mapped[str | None] = mapped_column(String(20))
+    phone_index: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class DialList(Base):
@@ -275,6 +281,7 @@ class DialListEntry(Base):
     patient_ids: Mapped[str] = mapped_column(Text)
     patient_count: Mapped[int] = mapped_column(Integer)
     priority: Mapped[list[Any]] = mapped_column(JSON)
+    states: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class DialListPatient(Base):
@@ -342,3 +349,95 @@ class ImportRun(Base):
     deleted: Mapped[int] = mapped_column(Integer)
     skipped: Mapped[int] = mapped_column(Integer)
     rejects_file: Mapped[str | None] = mapped_column(Text)
+
+
+class Agent(Base):
+    """A PSR. ``name`` is how supervisors know them; ``languages`` space-separated (``en es``)."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    languages: Mapped[str] = mapped_column(String(64), default="en")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AgentEvent(Base):
+    """A PSR's state history: each row is a state entered at ``at``."""
+
+    __tablename__ = "agent_events"
+    __table_args__ = (Index("ix_agent_events_agent_at", "agent_id", "at"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempt_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Attempt(Base):
+    """One outbound call for an entry, from launch to disposition."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        Index("ix_attempts_campaign_started", "campaign_id", "started_at"),
+        Index("ix_attempts_household", "household_id"),
+        Index("ix_attempts_phone_started", "phone", "started_at"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("campaign_households.id"))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    phone: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(32))
+    timezones: Mapped[str] = mapped_column(Text)
+    states: Mapped[str] = mapped_column(String(64), default="")
+    patient_ids: Mapped[str] = mapped_column(Text, default="")
+    mode: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    provider_call_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ringing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    person_detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    machine_detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    wrap_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    disposition: Mapped[str | None] = mapped_column(String(20))
+    disposition_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    is_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_conversion: Mapped[bool] = mapped_column(Boolean, default=False)
+    abandoned: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    appointment_ids: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class CallEventRecord(Base):
+    """Every provider event applied to an attempt (idempotence across restarts, and audit)."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("event_id"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Callback(Base):
+    """A call-back the callee asked for: owned by a PSR, offered to others 15 minutes late."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_campaign_due", "campaign_id", "due_at"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("campaign_households.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

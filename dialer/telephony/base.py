@@ -65,9 +65,11 @@ class Provider(Protocol):
         """Join an answered call into the PSR's room."""
         ...
 
-    def play_message(self, attempt_id: int, text: str, language: str, *, opt_out_digit: str | None
-                     ) -> None:  # fmt: skip
-        """Play a recorded message (safe harbor or voicemail), then hang up."""
+    def play_message(
+        self, attempt_id: int, text: str, language: str, *, opt_out_digit: str | None
+    ) -> None:
+        """Play a recorded message, then hang up. The safe-harbor message takes the opt-out key
+        (``opt_out_digit``); a voicemail takes none."""
         ...
 
     def hangup(self, attempt_id: int) -> None:

@@ -1,0 +1,722 @@
+"""The dialing loop: PSRs, pools, pacing, the compliance gate, calls and their outcomes.
+
+The :class:`Dispatcher` is driven from outside, one instant at a time: provider events
+(:meth:`Dispatcher.on_event`), PSR actions (:meth:`login`, :meth:`ready`, :meth:`pause`,
+:meth:`dispose`) and timers (:meth:`tick`, at :meth:`next_deadline`). After each of them it
+dispatches at once, so a PSR who frees up gets a line at that instant. The same code runs live
+(Twilio, system clock) and simulated (SimulatedNetwork, virtual clock).
+
+Per (campaign, language) pool a pacer decides how many lines to start; the allocator shares the
+PSRs among pools. Every dial passes the compliance gate twice: when an entry is claimed, and
+again (do-not-call and retired numbers, in the launch transaction) right before it is placed.
+A person detected on an unreserved line is bridged to a ready PSR of the pool, or waits at most
+the grace (2 s) for one, then hears the safe-harbor message: abandoned. Each campaign's
+abandonment ledger guards the cap: while it says so the campaign dials progressively.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dialer.agents import BUSY, AgentRuntime, AgentState, PoolDemand, PoolKey, allocate
+from dialer.calls import Call, CallStatus, Command, Effect, Step, apply
+from dialer.campaigns import CampaignModel
+from dialer.clock import Clock
+from dialer.compliance import (
+    ABANDON_GRACE_SECONDS,
+    MIN_RING_SECONDS,
+    AbandonLedger,
+    DialRequest,
+    check_dial,
+    retry_time,
+)
+from dialer.outcomes import Disposition, Outcome, flags, is_conversion
+from dialer.pacing import Pacer, PoolSnapshot, ProgressivePacer, make_pacer
+from dialer.staterules import StateRules
+from dialer.store.attempts import CampaignInfo, ClaimedEntry, EngineStore, Launch
+from dialer.telephony.base import CallEvent, CallRequest, Provider
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Knobs of the dialing loop (documented defaults)."""
+
+    ring_timeout_seconds: int = 30  # at least MIN_RING_SECONDS
+    grace_seconds: float = ABANDON_GRACE_SECONDS
+    wrap_timeout_seconds: float = 300.0  # no disposition by then: no_disposition
+    claim_batch: int = 50
+    lease_seconds: float = 900.0
+    empty_pool_retry_seconds: float = 60.0
+    callback_owner_minutes: float = 15.0
+
+
+@dataclass
+class Line:
+    """A call in progress."""
+
+    call: Call
+    pool: PoolKey
+    entry: ClaimedEntry
+    mode: str
+    reserved_for: int | None = None  # PSR id (progressive, preview, callback)
+    observed: bool = False  # the pacer has been told how the line resolved
+
+
+@dataclass
+class Pool:
+    """A (campaign, language) pool."""
+
+    key: PoolKey
+    info: CampaignInfo
+    pacer: Pacer
+    supply: deque[ClaimedEntry] = field(default_factory=deque)
+    lines: set[int] = field(default_factory=set)  # unreserved lines not yet resolved
+    waiting: deque[int] = field(default_factory=deque)  # persons waiting for a PSR
+    empty_until: datetime | None = None
+
+
+@dataclass
+class CampaignRun:
+    """A campaign the dispatcher is dialing."""
+
+    info: CampaignInfo
+    ledger: AbandonLedger
+    weight: float = 1.0
+    open: bool = True
+    guard_pacer: Pacer = field(default_factory=ProgressivePacer)
+
+
+class Dispatcher:
+    """The dialing loop for one node (see the module doc)."""
+
+    def __init__(
+        self,
+        store: EngineStore,
+        provider: Provider,
+        clock: Clock,
+        rules: StateRules,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.clock = clock
+        self.rules = rules
+        self.settings = settings or EngineSettings()
+        if self.settings.ring_timeout_seconds < MIN_RING_SECONDS:
+            raise ValueError(f"unanswered calls must ring at least {MIN_RING_SECONDS} s")
+        self.campaigns: dict[str, CampaignRun] = {}
+        self.pools: dict[PoolKey, Pool] = {}
+        self.agents: dict[int, AgentRuntime] = {}
+        self.lines: dict[int, Line] = {}
+        self._timers: list[tuple[datetime, int, str, int]] = []
+        self._seq = itertools.count()
+        self._wrap_attempt: dict[int, int] = {}  # agent id -> attempt in wrap-up
+        # Called on every PSR state change (the web console pushes them; the simulator's PSRs
+        # act on them).
+        self.listeners: list[Callable[[AgentRuntime], None]] = []
+
+    # Set-up --------------------------------------------------------------------------------
+
+    def open_campaign(
+        self,
+        campaign: CampaignModel,
+        *,
+        weight: float = 1.0,
+        pacer_mode: str | None = None,
+        ratio: float | None = None,
+        counting: str = "idle",
+    ) -> CampaignRun:
+        """Start dialing a campaign (its latest list), with one pool per language."""
+        now = self.clock.now()
+        info = self.store.load_campaign(campaign, now)
+        run = CampaignRun(info, AbandonLedger(), weight)
+        self.campaigns[campaign.name] = run
+        mode = pacer_mode or campaign.dialing.mode
+        for language in ("en", "es"):
+            pacer = make_pacer(
+                mode,
+                ratio=ratio or campaign.dialing.ratio,
+                counting="all" if counting == "all" else "idle",
+                max_abandon_rate=campaign.dialing.max_abandon_rate,
+            )
+            self.pools[(campaign.name, language)] = Pool((campaign.name, language), info, pacer)
+        self._reallocate()
+        self.dispatch()
+        return run
+
+    def close_campaign(self, name: str) -> None:
+        """Stop starting lines for a campaign; calls in progress finish."""
+        self.campaigns[name].open = False
+
+    # PSRs ------------------------------------------------------------------------------------
+
+    def login(
+        self,
+        agent_id: int,
+        name: str,
+        languages: frozenset[str],
+        *,
+        campaigns: frozenset[str] | None = None,
+    ) -> None:
+        """A PSR logs in (paused until ready)."""
+        agent = AgentRuntime(agent_id, name, languages, campaigns=campaigns)
+        self.agents[agent_id] = agent
+        self._set_state(agent, AgentState.paused, reason="login")
+
+    def ready(self, agent_id: int) -> None:
+        """A PSR is ready for calls."""
+        agent = self.agents[agent_id]
+        if agent.state in BUSY or agent.state is AgentState.reserved:
+            return
+        self._set_state(agent, AgentState.ready)
+        self._reallocate()
+        self.dispatch()
+
+    def pause(self, agent_id: int, reason: str) -> None:
+        """A ready PSR takes a break (a busy one is paused when the call and wrap-up end)."""
+        agent = self.agents[agent_id]
+        if agent.state in (AgentState.ready, AgentState.paused):
+            self._set_state(agent, AgentState.paused, reason=reason)
+        else:
+            agent.pause_pending = reason
+
+    def logout(self, agent_id: int) -> None:
+        """A PSR logs out now, or when their call and wrap-up end."""
+        agent = self.agents[agent_id]
+        if agent.state in BUSY or agent.state is AgentState.reserved:
+            agent.logout_pending = True
+            return
+        self._set_state(agent, AgentState.logged_out)
+        del self.agents[agent_id]
+        self._reallocate()
+
+    def _set_state(
+        self,
+        agent: AgentRuntime,
+        state: AgentState,
+        *,
+        reason: str | None = None,
+        attempt_id: int | None = None,
+    ) -> None:
+        now = self.clock.now()
+        agent.state, agent.since = state, now
+        agent.pause_reason = reason if state is AgentState.paused else None
+        self.store.note_agent_state(
+            agent.id, state.value, now, reason=reason, attempt_id=attempt_id
+        )
+        for listener in self.listeners:
+            listener(agent)
+
+    def _free_agent(self, agent: AgentRuntime) -> None:
+        """After a call (or a released reservation): ready, or the pause/logout they asked for."""
+        agent.attempt_id, agent.connected_at = None, None
+        if agent.logout_pending:
+            self._set_state(agent, AgentState.logged_out)
+            del self.agents[agent.id]
+            self._reallocate()
+        elif agent.pause_pending:
+            reason, agent.pause_pending = agent.pause_pending, None
+            self._set_state(agent, AgentState.paused, reason=reason)
+        else:
+            self._set_state(agent, AgentState.ready)
+            self._serve_waiting(agent)
+
+    def _reallocate(self) -> None:
+        free = [
+            a
+            for a in self.agents.values()
+            if a.state not in BUSY and a.state is not AgentState.reserved
+        ]
+        demands = []
+        for key, pool in self.pools.items():
+            run = self.campaigns[key[0]]
+            busy = sum(
+                1
+                for a in self.agents.values()
+                if a.pool == key and (a.state in BUSY or a.state is AgentState.reserved)
+            )
+            has_work = run.open and (
+                pool.supply or pool.empty_until is None or pool.empty_until <= self.clock.now()
+            )
+            demands.append(PoolDemand(key, run.weight if has_work else 0.0, busy))
+        for agent_id, key in allocate(free, demands).items():
+            self.agents[agent_id].pool = key
+
+    # Timers ----------------------------------------------------------------------------------
+
+    def _at(self, when: datetime, kind: str, ref: int) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), kind, ref))
+
+    def next_deadline(self) -> datetime | None:
+        """When :meth:`tick` must run next (None: nothing pending)."""
+        return self._timers[0][0] if self._timers else None
+
+    def tick(self) -> None:
+        """Run every timer due by now, then dispatch."""
+        now = self.clock.now()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, ref = heapq.heappop(self._timers)
+            if kind == "grace":
+                self._grace_over(ref)
+            elif kind == "wrap":
+                self._wrap_timeout(ref)
+        self.dispatch()
+        self.store.flush()
+
+    # Dispatching -----------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Start the lines every open pool's pacer asks for, through the gate."""
+        for key, pool in self.pools.items():
+            run = self.campaigns[key[0]]
+            if run.open:
+                self._pace(pool, run)
+
+    def _pacer(self, pool: Pool, run: CampaignRun, in_flight: int) -> Pacer:
+        cap = run.info.model.dialing.max_abandon_rate
+        if not pool.pacer.reserves and run.ledger.guard(
+            self.clock.now(), cap, in_flight=max(1, in_flight)
+        ):
+            return run.guard_pacer
+        return pool.pacer
+
+    def _snapshot(self, pool: Pool) -> PoolSnapshot:
+        now = self.clock.now()
+        members = [a for a in self.agents.values() if a.pool == pool.key]
+        ready = [a for a in members if a.state is AgentState.ready]
+        busy = tuple(
+            (now - a.connected_at).total_seconds()
+            for a in members
+            if a.state in BUSY and a.connected_at is not None
+        )
+        ringing = tuple(
+            (now - (self.lines[i].call.placed_at or now)).total_seconds() for i in pool.lines
+        )
+        reserved = sum(1 for a in members if a.state is AgentState.reserved)
+        return PoolSnapshot(
+            now, len(ready), busy, ringing, reserved, len(pool.waiting), len(members)
+        )
+
+    def _pace(self, pool: Pool, run: CampaignRun) -> None:
+        snap = self._snapshot(pool)
+        pacer = self._pacer(pool, run, snap.lines + 1)
+        wanted = pacer.lines_to_start(snap)
+        if wanted <= 0:
+            return
+        ready = [
+            a for a in self.agents.values() if a.pool == pool.key and a.state is AgentState.ready
+        ]
+        ready.sort(key=lambda a: (a.since or self.clock.now(), a.id))
+        if pacer.reserves:
+            wanted = min(wanted, len(ready))
+        entries = self._take(pool, run, wanted)
+        owners = ready[: len(entries)] if pacer.reserves else []
+        self._launch(pool, run, entries, pacer.mode, owners)
+
+    def _take(self, pool: Pool, run: CampaignRun, wanted: int) -> list[ClaimedEntry]:
+        """Up to ``wanted`` entries that pass the gate now; refused ones are given back."""
+        now = self.clock.now()
+        taken: list[ClaimedEntry] = []
+        while len(taken) < wanted:
+            if not pool.supply and not self._refill(pool, run, wanted - len(taken)):
+                break
+            entry = pool.supply.popleft()
+            if self._gate(entry, run.info.model, now):
+                taken.append(entry)
+        return taken
+
+    def _refill(self, pool: Pool, run: CampaignRun, needed: int) -> bool:
+        now = self.clock.now()
+        if pool.empty_until is not None and now < pool.empty_until:
+            return False
+        batch = self.store.claim(
+            run.info,
+            pool.key[1],
+            max(needed, self.settings.claim_batch),
+            now,
+            self.settings.lease_seconds,
+        )
+        if not batch:
+            pool.empty_until = now + timedelta(seconds=self.settings.empty_pool_retry_seconds)
+            return False
+        pool.empty_until = None
+        pool.supply.extend(batch)
+        return True
+
+    def _gate(self, entry: ClaimedEntry, campaign: CampaignModel, now: datetime) -> bool:
+        """The compliance gate; a refused entry is released with its next possible time."""
+        phone = entry.phone
+        if phone is None:
+            self.store.release(entry.household_id, done=True, final_code="no_valid_phone")
+            return False
+        request = DialRequest(
+            phone=phone,
+            phone_kind=entry.phone_kind,  # type: ignore[arg-type]
+            zones=entry.zones,
+            states=entry.states,
+            has_consent=entry.has_consent,
+            on_dnc=False,
+            household_attempts=tuple(entry.household_attempts),
+            phone_attempts=tuple(entry.phone_attempts),
+            next_attempt_at=entry.next_attempt_at,
+        )
+        verdict = check_dial(request, campaign, now, self.rules)
+        if verdict.allowed:
+            return True
+        if verdict.not_before is not None:
+            self.store.release(entry.household_id, next_attempt_at=verdict.not_before)
+        else:
+            self.store.release(
+                entry.household_id,
+                done=True,
+                final_code=str(verdict.reason.value if verdict.reason else "refused"),
+            )
+        return False
+
+    def _launch(
+        self,
+        pool: Pool,
+        run: CampaignRun,
+        entries: list[ClaimedEntry],
+        mode: str,
+        owners: list[AgentRuntime],
+    ) -> None:
+        if not entries:
+            return
+        now = self.clock.now()
+        launches = [
+            Launch(entry, mode, now, owners[i].id if i < len(owners) else None)
+            for i, entry in enumerate(entries)
+        ]
+        ids = self.store.launch(launches, run.info.model.name)
+        for launch, attempt_id in zip(launches, ids, strict=True):
+            entry = launch.entry
+            if attempt_id is None:  # do-not-call or retired at the last check
+                self._next_phone_or_done(entry, "do_not_call")
+                continue
+            self._place(pool, run, launch, attempt_id)
+
+    def _place(self, pool: Pool, run: CampaignRun, launch: Launch, attempt_id: int) -> None:
+        now = self.clock.now()
+        entry = launch.entry
+        call = Call(attempt_id, CallStatus.dialing, placed_at=now)
+        owner = self.agents.get(launch.agent_id) if launch.agent_id is not None else None
+        self.lines[attempt_id] = Line(
+            call, pool.key, entry, launch.mode, reserved_for=owner.id if owner else None
+        )
+        if owner is not None:
+            owner.attempt_id = attempt_id
+            self._set_state(owner, AgentState.reserved, attempt_id=attempt_id)
+        else:
+            pool.lines.add(attempt_id)
+        entry.phone_attempts.append(now)
+        entry.household_attempts.append(now)
+        self.store.note_household(
+            entry.household_id, attempts=entry.attempts + 1, last_attempt_at=now
+        )
+        clinic = run.info.clinics.get(entry.clinic_id)
+        caller_id = run.info.model.dialing.caller_id
+        if caller_id == "clinic":
+            caller_id = clinic.phone if clinic and clinic.phone else ""
+        call_id = self.provider.place_call(
+            CallRequest(
+                attempt_id, entry.phone or "", caller_id, self.settings.ring_timeout_seconds
+            )
+        )
+        self.store.note_attempt(attempt_id, provider_call_id=call_id)
+
+    # Events --------------------------------------------------------------------------------
+
+    def on_event(self, event: CallEvent) -> None:
+        """Apply a provider event, act on it, and dispatch."""
+        line = self.lines.get(event.attempt_id)
+        if line is None:
+            return  # a late event for a finished call: nothing can move it
+        new, effects = apply(line.call, Step.of(event))
+        if new is line.call:
+            return  # seen before
+        line.call = new
+        self.store.note_event(event.attempt_id, event.event_id, event.kind.value, event.at)
+        self._effects(line, effects)
+        self.dispatch()
+
+    def _command(self, line: Line, command: Command, agent_id: int | None = None) -> None:
+        now = self.clock.now()
+        step = Step(f"engine:{line.call.attempt_id}:{command.value}", now, command, agent_id)
+        line.call, effects = apply(line.call, step)
+        self._effects(line, effects)
+
+    def _effects(self, line: Line, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            if effect is Effect.need_agent:
+                self._person(line)
+            elif effect is Effect.machine:
+                self._machine(line)
+            elif effect is Effect.bridge:
+                self._bridged(line)
+            elif effect is Effect.play_safe_harbor:
+                self._safe_harbor(line)
+            elif effect is Effect.play_voicemail:
+                self._voicemail(line)
+            elif effect is Effect.hang_up:
+                self.provider.hangup(line.call.attempt_id)
+            elif effect is Effect.opt_out:
+                self._opt_out(line)
+            elif effect is Effect.ended:
+                self._ended(line)
+
+    def _observe(self, line: Line, live: bool) -> None:
+        if line.observed or (line.reserved_for is not None and line.mode == "preview"):
+            return
+        line.observed = True
+        now = self.clock.now()
+        placed = line.call.placed_at or now
+        self.pools[line.pool].pacer.observe_line((now - placed).total_seconds(), live, now)
+        self.pools[line.pool].lines.discard(line.call.attempt_id)
+
+    def _person(self, line: Line) -> None:
+        self._observe(line, True)
+        owner = self.agents.get(line.reserved_for) if line.reserved_for is not None else None
+        if owner is not None:
+            self._command(line, Command.bridge, owner.id)
+            return
+        pool = self.pools[line.pool]
+        agent = self._ready_agent(pool)
+        if agent is not None:
+            self._command(line, Command.bridge, agent.id)
+            return
+        pool.waiting.append(line.call.attempt_id)
+        detected = line.call.person_detected_at or self.clock.now()
+        self._at(
+            detected + timedelta(seconds=self.settings.grace_seconds), "grace", line.call.attempt_id
+        )
+
+    def _ready_agent(self, pool: Pool) -> AgentRuntime | None:
+        """The pool's longest-ready PSR, else any ready PSR who can serve the pool."""
+        ready = [a for a in self.agents.values() if a.state is AgentState.ready]
+        own = [a for a in ready if a.pool == pool.key]
+        others = [a for a in ready if a.pool != pool.key and a.serves(pool.key)]
+        for group in (own, others):
+            if group:
+                return min(group, key=lambda a: (a.since or self.clock.now(), a.id))
+        return None
+
+    def _serve_waiting(self, agent: AgentRuntime) -> None:
+        """A PSR just became ready: take the oldest waiting person they can serve."""
+        pools = sorted(
+            (p for p in self.pools.values() if p.waiting and agent.serves(p.key)),
+            key=lambda p: (p.key != agent.pool, p.key),
+        )
+        for pool in pools:
+            while pool.waiting:
+                attempt_id = pool.waiting.popleft()
+                line = self.lines.get(attempt_id)
+                if line is not None and line.call.status is CallStatus.person:
+                    self._command(line, Command.bridge, agent.id)
+                    return
+
+    def _grace_over(self, attempt_id: int) -> None:
+        line = self.lines.get(attempt_id)
+        if line is None or line.call.status is not CallStatus.person:
+            return
+        pool = self.pools[line.pool]
+        if attempt_id in pool.waiting:
+            pool.waiting.remove(attempt_id)
+        self._command(line, Command.abandon)
+
+    def _bridged(self, line: Line) -> None:
+        now = self.clock.now()
+        agent = self.agents[line.call.agent_id or 0]
+        agent.attempt_id, agent.connected_at = line.call.attempt_id, now
+        self._set_state(agent, AgentState.on_call, attempt_id=line.call.attempt_id)
+        self.provider.bridge(line.call.attempt_id, agent.id)
+        self._record_person(line, abandoned=False)
+        self.store.note_attempt(line.call.attempt_id, agent_id=agent.id)
+
+    def _record_person(self, line: Line, *, abandoned: bool) -> None:
+        detected = line.call.person_detected_at or self.clock.now()
+        self.campaigns[line.pool[0]].ledger.record(detected, abandoned)
+        self.pools[line.pool].pacer.observe_abandon(abandoned, detected)
+
+    def _safe_harbor(self, line: Line) -> None:
+        self._record_person(line, abandoned=True)
+        text, language = self._message(line, "safe_harbor")
+        self.provider.play_message(line.call.attempt_id, text, language, opt_out_digit="9")
+
+    def _machine(self, line: Line) -> None:
+        self._observe(line, False)
+        self._release_reservation(line)
+        leave = self.campaigns[line.pool[0]].info.model.dialing.voicemail == "leave_message"
+        self._command(line, Command.leave_message if leave else Command.hang_up)
+
+    def _voicemail(self, line: Line) -> None:
+        text, language = self._message(line, "voicemail")
+        self.provider.play_message(line.call.attempt_id, text, language, opt_out_digit=None)
+
+    def _message(self, line: Line, kind: str) -> tuple[str, str]:
+        """A recorded message in the household's language, naming the clinic (no patient data)."""
+        model = self.campaigns[line.pool[0]].info.model
+        texts = getattr(model.messages, kind)
+        language = line.entry.language if line.entry.language in texts else "en"
+        clinic = self.campaigns[line.pool[0]].info.clinics.get(line.entry.clinic_id)
+        number = model.dialing.callback_number
+        if number == "clinic":
+            number = clinic.phone if clinic and clinic.phone else ""
+        name = clinic.name if clinic else ""
+        text = texts.get(language) or next(iter(texts.values()))
+        return text.format(clinic_name=name, callback_number=number), language
+
+    def _opt_out(self, line: Line) -> None:
+        if line.entry.phone:
+            self.store.add_dnc(
+                line.entry.phone,
+                source="keypress",
+                reason="opt-out key pressed",
+                now=self.clock.now(),
+            )
+        self.store.note_attempt(line.call.attempt_id, opted_out=True)
+
+    def _release_reservation(self, line: Line) -> None:
+        if line.reserved_for is None:
+            return
+        agent = self.agents.get(line.reserved_for)
+        line.reserved_for = None
+        if agent is not None and agent.state is AgentState.reserved:
+            self._free_agent(agent)
+
+    def _ended(self, line: Line) -> None:
+        call = line.call
+        outcome = call.outcome or Outcome.failed
+        if outcome in (Outcome.no_answer, Outcome.busy, Outcome.failed):
+            self._observe(line, False)
+        self.pools[line.pool].lines.discard(call.attempt_id)
+        self._release_reservation(line)
+        if outcome is Outcome.abandoned and call.status is CallStatus.ended:
+            pool = self.pools[line.pool]
+            if call.attempt_id in pool.waiting:  # hung up inside the grace, unserved
+                pool.waiting.remove(call.attempt_id)
+                self._record_person(line, abandoned=True)
+        self.store.note_attempt(
+            call.attempt_id,
+            ringing_at=call.ringing_at,
+            answered_at=call.answered_at,
+            person_detected_at=call.person_detected_at,
+            machine_detected_at=call.machine_detected_at,
+            connected_at=call.bridged_at,
+            ended_at=call.ended_at,
+            outcome=outcome.value,
+            abandoned=outcome is Outcome.abandoned,
+        )
+        if outcome is Outcome.connected and call.agent_id in self.agents:
+            agent = self.agents[call.agent_id]
+            self._set_state(agent, AgentState.wrap_up, attempt_id=call.attempt_id)
+            self._wrap_attempt[agent.id] = call.attempt_id
+            self._at(
+                self.clock.now() + timedelta(seconds=self.settings.wrap_timeout_seconds),
+                "wrap",
+                agent.id,
+            )
+            return  # the disposition decides what happens to the household
+        del self.lines[call.attempt_id]
+        self._schedule_next(line.entry, line.pool[0], outcome.value, call.ended_at)
+
+    # Dispositions ------------------------------------------------------------------------------
+
+    def dispose(
+        self,
+        agent_id: int,
+        disposition: Disposition,
+        *,
+        callback_at: datetime | None = None,
+        appointment_ids: str | None = None,
+        notes: str | None = None,
+    ) -> None:
+        """The PSR records the outcome of their call and ends wrap-up."""
+        attempt_id = self._wrap_attempt.pop(agent_id, None)
+        if attempt_id is None:
+            return
+        line = self.lines.pop(attempt_id)
+        now = self.clock.now()
+        campaign = self.campaigns[line.pool[0]]
+        kind = campaign.info.model.kind
+        self.store.note_attempt(
+            attempt_id,
+            disposition=disposition.value,
+            disposition_at=now,
+            wrap_ended_at=now,
+            is_contact=flags(disposition).contact,
+            is_conversion=is_conversion(disposition, kind),
+            callback_at=callback_at,
+            appointment_ids=appointment_ids,
+            notes=notes,
+        )
+        self._apply_disposition(line, campaign, disposition, callback_at, agent_id)
+        self.pools[line.pool].pacer.observe_handle(
+            (now - (line.call.bridged_at or now)).total_seconds(), now
+        )
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            self._free_agent(agent)
+        self.dispatch()
+
+    def _apply_disposition(
+        self,
+        line: Line,
+        run: CampaignRun,
+        disposition: Disposition,
+        callback_at: datetime | None,
+        agent_id: int,
+    ) -> None:
+        now = self.clock.now()
+        entry = line.entry
+        if disposition is Disposition.do_not_call and entry.phone:
+            self.store.add_dnc(
+                entry.phone, source="disposition", reason="asked on the phone", now=now
+            )
+        if disposition is Disposition.wrong_number and entry.phone:
+            self.store.retire_phone(entry.phone, reason="wrong_number", now=now)
+            self._next_phone_or_done(entry, "wrong_number", at=now)
+            return
+        if disposition is Disposition.callback and callback_at is not None:
+            self.store.add_callback(
+                run.info.id, entry.household_id, agent_id, line.call.attempt_id, callback_at, now
+            )
+            self.store.release(entry.household_id, next_attempt_at=callback_at)
+            return
+        if is_conversion(disposition, run.info.model.kind):
+            self.store.note_household(entry.household_id, last_converted_at=now)
+        self._schedule_next(entry, line.pool[0], disposition.value, now)
+
+    def _wrap_timeout(self, agent_id: int) -> None:
+        if agent_id in self._wrap_attempt:
+            self.dispose(agent_id, Disposition.no_disposition)
+
+    def _schedule_next(
+        self, entry: ClaimedEntry, campaign: str, code: str, ended_at: datetime | None
+    ) -> None:
+        """After an attempt: final, or released until the campaign's retry delay."""
+        when = ended_at or self.clock.now()
+        if flags(code).final:
+            self.store.release(entry.household_id, done=True, final_code=code)
+            return
+        model = self.campaigns[campaign].info.model
+        self.store.release(entry.household_id, next_attempt_at=retry_time(model, code, when))
+
+    def _next_phone_or_done(
+        self, entry: ClaimedEntry, code: str, *, at: datetime | None = None
+    ) -> None:
+        """Move the household to its next phone, or finish it when none is left."""
+        next_index = entry.phone_index + 1
+        if next_index < len(entry.phones):
+            self.store.release(
+                entry.household_id, phone_index=next_index, next_attempt_at=at or self.clock.now()
+            )
+        else:
+            self.store.release(
+                entry.household_id, phone_index=next_index, done=True, final_code=code
+            )

@@ -1,0 +1,149 @@
+"""The simulator's unlimited synthetic list: fresh households written into the store as needed.
+
+Each synthetic household is one entry with its own number, in the scenario's zone; a share of
+them speak Spanish. Entries are real rows (a clinic, a dial list, campaign households and
+entries), so the engine claims and dials them exactly as it does a built list.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from dialer.campaigns import CampaignModel
+from dialer.store.dial_lists import bulk_insert, sync_campaign
+from dialer.store.models import CampaignHousehold, Clinic, DialList, DialListEntry
+
+if TYPE_CHECKING:
+    from dialer.simulate import Scenario, World
+
+DIALS_PER_AGENT_HOUR = 250  # comfortably above any pacer's appetite (S3 needs about 160)
+SIM_CLINIC = "SIM"
+FIRST_NUMBER = 2_015_550_000  # +1 201 555 0000 onwards: fictional numbers
+
+
+class SyntheticList:
+    """Keeps enough undialed synthetic entries in the store for the next shift."""
+
+    def __init__(
+        self, engine: Engine, scenario: Scenario, world: World, rng: random.Random
+    ) -> None:
+        self.engine = engine
+        self.scenario = scenario
+        self.world = world
+        self.rng = rng
+        self.made = 0
+        self.list_id: int | None = None
+        self.clinic_id: int | None = None
+
+    def _per_shift(self) -> int:
+        agents = self.scenario.agents
+        peak = agents if isinstance(agents, int) else max(int(s.value) for s in agents)
+        return int(peak * self.scenario.shift_hours * DIALS_PER_AGENT_HOUR)
+
+    def _setup(self, campaign: CampaignModel, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            self.clinic_id = int(
+                conn.execute(
+                    insert(Clinic)
+                    .values(
+                        external_id=SIM_CLINIC,
+                        name="Simulated Dental",
+                        timezone=self.scenario.timezone,
+                        state=None,
+                        phone="+12015559999",
+                        default_language="en",
+                        source="simulation",
+                        source_hash="",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(Clinic.id)
+                ).scalar_one()
+            )
+            cid = sync_campaign(conn, campaign, None, now)
+            self.list_id = int(
+                conn.execute(
+                    insert(DialList)
+                    .values(
+                        campaign_id=cid,
+                        as_of=now.date(),
+                        as_of_by_clinic={},
+                        built_at=now,
+                        candidates=0,
+                        eligible_patients=0,
+                        entries=0,
+                        excluded={},
+                        priority_fields=campaign.priority_fields,
+                    )
+                    .returning(DialList.id)
+                ).scalar_one()
+            )
+            self.campaign_id = cid
+
+    def top_up(self, campaign: CampaignModel, now: datetime) -> int:
+        """Make sure a shift's worth of fresh entries is waiting; returns how many were added."""
+        if self.list_id is None:
+            self._setup(campaign, now)
+        with self.engine.begin() as conn:
+            fresh = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(CampaignHousehold)
+                    .where(
+                        CampaignHousehold.campaign_id == self.campaign_id,
+                        CampaignHousehold.attempts == 0,
+                    )
+                ).scalar_one()
+            )
+            missing = self._per_shift() - fresh
+            if missing <= 0:
+                return 0
+            self._add(conn, missing, now)
+        return missing
+
+    def _add(self, conn: Connection, count: int, now: datetime) -> None:
+        numbers = range(self.made, self.made + count)
+        keys = [f"sim-{n}" for n in numbers]
+        households = pd.DataFrame(
+            {
+                "campaign_id": self.campaign_id,
+                "household_key": keys,
+                "attempts": 0,
+                "created_at": now,
+                "done": False,
+                "phone_index": 0,
+            }
+        )
+        bulk_insert(conn, CampaignHousehold.__table__, households)  # type: ignore[arg-type]
+        fresh = select(CampaignHousehold.household_key, CampaignHousehold.id).where(
+            CampaignHousehold.campaign_id == self.campaign_id, CampaignHousehold.attempts == 0
+        )
+        ids = dict(conn.execute(fresh).all())
+        spanish = self.scenario.languages
+        languages = ["es" if self.rng.random() < spanish else "en" for _ in numbers]
+        phones = [f"+1{FIRST_NUMBER + n}" for n in numbers]
+        entries = pd.DataFrame(
+            {
+                "dial_list_id": self.list_id,
+                "entry_id": [ids[k] for k in keys],
+                "rank": [n + 1 for n in numbers],
+                "clinic_id": self.clinic_id,
+                "household_key": keys,
+                "phone": phones,
+                "phones": phones,
+                "timezones": self.scenario.timezone,
+                "timezone_source": "simulation",
+                "language": languages,
+                "patient_ids": [str(n + 1) for n in numbers],
+                "patient_count": 1,
+                "priority": [[0]] * count,
+                "states": "",
+            }
+        )
+        bulk_insert(conn, DialListEntry.__table__, entries)  # type: ignore[arg-type]
+        self.made += count

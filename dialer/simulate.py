@@ -1,0 +1,422 @@
+"""``dialer simulate``: the real dispatcher, pacers, gate and store against simulated callees.
+
+The simulated world: one campaign over an unlimited synthetic list in one time zone, its window
+equal to the shift, ``days`` consecutive shifts (weekdays and holidays do not apply); PSRs work
+the whole shift (or follow a time-varying ``agents`` schedule); a dial's outcome is drawn when it
+is placed. Scenario files are YAML (see :class:`Scenario`; durations in seconds). Metrics are
+computed afterwards from what the engine stored (:mod:`dialer.simmetrics`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dialer.agents import AgentRuntime, AgentState
+from dialer.campaigns import CampaignModel, parse_campaign
+from dialer.clock import VirtualClock
+from dialer.dispatch import Dispatcher, EngineSettings
+from dialer.errors import InputFileError
+from dialer.outcomes import Disposition
+from dialer.simfeed import SyntheticList
+from dialer.simmetrics import SimulationMetrics, compute_metrics
+from dialer.staterules import load_state_rules
+from dialer.store.attempts import EngineStore
+from dialer.store.db import open_store
+from dialer.telephony.base import CallEvent
+from dialer.telephony.simulated import CalleeModel, Distribution, SimulatedNetwork
+
+DistributionSpec = dict[str, Any]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Share(Strict):
+    """A share of the non-live dials and how long they take."""
+
+    share: float = Field(ge=0, le=1)
+    delay: DistributionSpec
+
+
+class NoLive(Strict):
+    """What happens to dials no person answers; shares sum to 1."""
+
+    fast_fail: Share
+    no_answer: Share
+    machine: Share
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> NoLive:
+        total = self.fast_fail.share + self.no_answer.share + self.machine.share
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"no_live shares must sum to 1, not {total:g}")
+        return self
+
+
+class Step(Strict):
+    """A value from ``from_hour`` (hours into the shift) on."""
+
+    from_hour: float = Field(ge=0)
+    value: float
+
+
+class Scenario(Strict):
+    """A simulation scenario (the issue's format; durations in seconds)."""
+
+    agents: int | list[Step] = 20
+    shift_hours: float = Field(8, gt=0, le=13)
+    days: int = Field(30, ge=1)
+    warmup_seconds: float = Field(1800, ge=0)
+    live_answer_rate: float | list[Step] = 0.30
+    live_answer_delay: DistributionSpec = {"lognormal": {"mean": 9, "sd": 4}}
+    no_live: NoLive = NoLive(
+        fast_fail=Share(share=0.25, delay={"uniform": [1, 5]}),
+        no_answer=Share(share=0.45, delay={"fixed": 24}),
+        machine=Share(share=0.30, delay={"lognormal": {"mean": 12, "sd": 4}}),
+    )
+    talk: DistributionSpec = {"lognormal": {"mean": 180, "sd": 180}}
+    wrap: DistributionSpec = {"lognormal": {"mean": 20, "sd": 10}}
+    grace_seconds: float = Field(2.0, ge=0, le=2.0)
+    pacer: str | dict[str, Any] = "predictive"
+    max_abandon_rate: float = Field(0.03, gt=0, le=0.03)
+    start_date: date | None = None
+    timezone: str = "America/Chicago"
+    shift_start: str = "09:00"
+    languages: float = Field(0.0, ge=0, le=1)  # share of Spanish households
+    spanish_agents: int = Field(0, ge=0)
+    dispositions: dict[str, float] = {
+        "booked": 0.35,
+        "declined": 0.45,
+        "cancelled": 0.1,
+        "wrong_number": 0.05,
+        "do_not_call": 0.05,
+    }
+    tick_seconds: float = Field(1.0, gt=0)
+
+
+def parse_distribution(spec: DistributionSpec) -> Distribution:
+    """A distribution spec: ``{fixed: x}``, ``{uniform: [a, b]}``, ``{exponential: mean}`` or
+    ``{lognormal: {mean: m, sd: s}}``."""
+    if len(spec) != 1:
+        raise ValueError(f"a distribution has exactly one kind, got {sorted(spec)}")
+    ((kind, value),) = spec.items()
+    if kind == "fixed":
+        return Distribution("fixed", float(value))
+    if kind == "uniform":
+        low, high = value
+        return Distribution("uniform", float(low), float(high))
+    if kind == "exponential":
+        return Distribution("exponential", float(value))
+    if kind == "lognormal":
+        return Distribution("lognormal", float(value["mean"]), float(value["sd"]))
+    raise ValueError(f"unknown distribution {kind!r} (fixed, uniform, exponential, lognormal)")
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        scenario = Scenario.model_validate(data)
+        for spec in (
+            scenario.live_answer_delay,
+            scenario.talk,
+            scenario.wrap,
+            scenario.no_live.fast_fail.delay,
+            scenario.no_live.no_answer.delay,
+            scenario.no_live.machine.delay,
+        ):
+            parse_distribution(spec)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the scenario: {exc.strerror}") from exc
+    except (yaml.YAMLError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise InputFileError(f"{path}: {problems}") from exc
+        raise InputFileError(f"{path}: {exc}") from exc
+    return scenario
+
+
+def value_at(schedule: float | list[Step], hours: float) -> float:
+    """A constant, or the last step whose ``from_hour`` has passed."""
+    if isinstance(schedule, int | float):
+        return float(schedule)
+    current = schedule[0].value
+    for step in sorted(schedule, key=lambda s: s.from_hour):
+        if step.from_hour <= hours:
+            current = step.value
+    return current
+
+
+def pacer_settings(pacer: str | dict[str, Any]) -> tuple[str, float | None, str]:
+    """(mode, ratio, counting) from the scenario's ``pacer`` key."""
+    if isinstance(pacer, str):
+        return pacer, None, "idle"
+    ((mode, options),) = pacer.items()
+    if mode == "ratio":
+        return "ratio", float(options), "idle"
+    if mode == "adaptive":
+        return "adaptive", None, str((options or {}).get("counting", "idle"))
+    return str(mode), None, "idle"
+
+
+@dataclass
+class World:
+    """The simulated shifts and the campaign over them."""
+
+    scenario: Scenario
+    zone: ZoneInfo
+    first_day: date
+
+    def shift(self, day: int) -> tuple[datetime, datetime]:
+        """Start and end (UTC) of shift ``day`` (0-based)."""
+        start_time = clock_time.fromisoformat(self.scenario.shift_start)
+        local = datetime.combine(self.first_day + timedelta(days=day), start_time, self.zone)
+        start = local.astimezone(UTC)
+        return start, start + timedelta(hours=self.scenario.shift_hours)
+
+    def campaign(self) -> CampaignModel:
+        """The simulated campaign: its window is the shift, every day; one attempt per entry."""
+        start = clock_time.fromisoformat(self.scenario.shift_start)
+        end = (
+            datetime.combine(date(2000, 1, 1), start) + timedelta(hours=self.scenario.shift_hours)
+        ).time()
+        mode, ratio, _ = pacer_settings(self.scenario.pacer)
+        return parse_campaign(
+            {
+                "name": "simulation",
+                "kind": "recall",
+                "audience": {},
+                "calling": {
+                    "windows": [
+                        {
+                            "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                            "start": start.strftime("%H:%M"),
+                            "end": end.strftime("%H:%M"),
+                        }
+                    ],
+                    "skip_holidays": False,
+                    "max_attempts": 1,
+                    "max_attempts_per_day": 1,
+                },
+                "dialing": {
+                    "mode": mode,
+                    "ratio": ratio or 2.0,
+                    "max_abandon_rate": self.scenario.max_abandon_rate,
+                },
+            },
+            Path("simulation.yaml"),
+        )
+
+
+class Simulation:
+    """One run: the event loop that drives the dispatcher on a virtual clock."""
+
+    def __init__(self, scenario: Scenario, url: str, seed: int) -> None:
+        self.scenario = scenario
+        self.rng = random.Random(seed)
+        zone = ZoneInfo(scenario.timezone)
+        first = scenario.start_date or date(2026, 1, 5)
+        self.world = World(scenario, zone, first)
+        self.clock = VirtualClock(self.world.shift(0)[0] - timedelta(minutes=5))
+        self.engine = open_store(url, upgrade=True)
+        self.store = EngineStore(self.engine, node="simulator")
+        self._queue: list[tuple[datetime, int, int, str, Any]] = []
+        self._seq = itertools.count()
+        talk = parse_distribution(scenario.talk)
+        self.wrap = parse_distribution(scenario.wrap)
+        no_live = scenario.no_live
+        self.network = SimulatedNetwork(
+            CalleeModel(
+                live_rate=self._live_rate,
+                live_delay=parse_distribution(scenario.live_answer_delay),
+                fast_fail_share=no_live.fast_fail.share,
+                fast_fail_delay=parse_distribution(no_live.fast_fail.delay),
+                no_answer_share=no_live.no_answer.share,
+                no_answer_delay=parse_distribution(no_live.no_answer.delay),
+                machine_share=no_live.machine.share,
+                machine_delay=parse_distribution(no_live.machine.delay),
+                talk=talk,
+            ),
+            random.Random(self.rng.random()),
+            self.clock,
+            self._deliver,
+        )
+        settings = EngineSettings(grace_seconds=scenario.grace_seconds)
+        self.dispatcher = Dispatcher(
+            self.store, self.network, self.clock, load_state_rules(), settings
+        )
+        self.dispatcher.listeners.append(self._on_agent)
+        self.feed = SyntheticList(self.engine, scenario, self.world, random.Random(seed + 1))
+        self._shift_index = 0
+
+    def _live_rate(self, at: datetime) -> float:
+        start, _ = self.world.shift(self._shift_index)
+        return value_at(self.scenario.live_answer_rate, (at - start).total_seconds() / 3600)
+
+    # Event queue: (time, priority, seq, kind, payload); provider events before PSR actions
+    # before timers at the same instant.
+
+    def _push(self, at: datetime, priority: int, kind: str, payload: Any) -> None:
+        heapq.heappush(self._queue, (at, priority, next(self._seq), kind, payload))
+
+    def _deliver(self, at: datetime, event: CallEvent) -> None:
+        self._push(at, 0, "event", event)
+
+    def _on_agent(self, agent: AgentRuntime) -> None:
+        if agent.state is AgentState.wrap_up:
+            after = timedelta(seconds=self.wrap.sample(self.rng))
+            self._push(self.clock.now() + after, 1, "dispose", agent.id)
+
+    def _disposition(self) -> Disposition:
+        shares = self.scenario.dispositions
+        pick = self.rng.random() * sum(shares.values())
+        for name, share in shares.items():
+            pick -= share
+            if pick <= 0:
+                return Disposition(name)
+        return Disposition(next(iter(shares)))
+
+    def run(self, progress: Callable[[int], None] | None = None) -> None:
+        """Simulate every shift."""
+        mode, ratio, counting = pacer_settings(self.scenario.pacer)
+        self.campaign = self.world.campaign()
+        for day in range(self.scenario.days):
+            self._shift_index = day
+            start, end = self.world.shift(day)
+            self.clock.advance_to(max(self.clock.now(), start - timedelta(minutes=1)))
+            self.feed.top_up(self.campaign, self.clock.now())
+            if day == 0:
+                self.dispatcher.open_campaign(
+                    self.campaign, pacer_mode=mode, ratio=ratio, counting=counting
+                )
+            self._shift(start, end)
+            if progress:
+                progress(day + 1)
+        self.store.flush()
+
+    def _staff(self, start: datetime, end: datetime) -> None:
+        """PSR logins and logouts over the shift (a constant count, or a schedule)."""
+        schedule = self.scenario.agents
+        changes = (
+            [(0.0, float(schedule))]
+            if isinstance(schedule, int)
+            else [(s.from_hour, s.value) for s in sorted(schedule, key=lambda s: s.from_hour)]
+        )
+        for hours, count in changes:
+            self._push(start + timedelta(hours=hours), 1, "staff", int(count))
+        self._push(end, 1, "staff", 0)
+
+    def _shift(self, start: datetime, end: datetime) -> None:
+        self._staff(start, end)
+        self.dispatcher.campaigns[self.campaign.name].open = True
+        self._push(end, 2, "close", None)
+        ticking = self.dispatcher.pools[(self.campaign.name, "en")].pacer.mode in (
+            "predictive",
+            "adaptive",
+        )
+        if ticking:
+            self._push(start, 3, "tick", end)
+        while self._queue or self.dispatcher.next_deadline():
+            self._step(end)
+            if not self._queue and self.dispatcher.next_deadline() is None:
+                break
+            if (
+                self._queue
+                and self._queue[0][0] > end + timedelta(hours=2)
+                and not any(self.dispatcher.lines)
+            ):
+                break
+
+    def _step(self, end: datetime) -> None:
+        deadline = self.dispatcher.next_deadline()
+        if deadline is not None and (not self._queue or deadline < self._queue[0][0]):
+            self.clock.advance_to(max(deadline, self.clock.now()))
+            self.dispatcher.tick()
+            return
+        at, _, _, kind, payload = heapq.heappop(self._queue)
+        self.clock.advance_to(max(at, self.clock.now()))
+        self._handle(kind, payload, end)
+
+    def _handle(self, kind: str, payload: Any, end: datetime) -> None:
+        dispatcher = self.dispatcher
+        if kind == "event":
+            dispatcher.on_event(payload)
+        elif kind == "dispose":
+            if payload in dispatcher.agents:
+                dispatcher.dispose(payload, self._disposition())
+        elif kind == "staff":
+            self._set_staff(int(payload))
+        elif kind == "close":
+            dispatcher.close_campaign(self.campaign.name)
+        elif kind == "tick" and self.clock.now() < payload:
+            dispatcher.tick()
+            self._push(
+                self.clock.now() + timedelta(seconds=self.scenario.tick_seconds), 3, "tick", payload
+            )
+
+    def _set_staff(self, count: int) -> None:
+        """Log PSRs in or out to reach ``count`` (Spanish speakers are the first ones)."""
+        dispatcher = self.dispatcher
+        present = sorted(dispatcher.agents)
+        now = self.clock.now()
+        for index in range(len(present), count):
+            name = f"psr-{index + 1:03d}"
+            languages = (
+                frozenset({"en", "es"})
+                if index < self.scenario.spanish_agents
+                else (frozenset({"en"}))
+            )
+            agent_id = self.store.register_agent(name, languages, now)
+            dispatcher.login(agent_id, name, languages)
+            dispatcher.ready(agent_id)
+        for agent_id in reversed(present[count:]) if count < len(present) else []:
+            dispatcher.logout(agent_id)
+
+
+def run_simulation(
+    scenario: Scenario,
+    *,
+    seed: int = 1,
+    url: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SimulationMetrics:
+    """Run a scenario through the real engine and measure it; a temporary SQLite store unless
+    ``url`` names one."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dialer-sim-") as folder:
+        store_url = url or f"sqlite:///{Path(folder) / 'simulation.db'}"
+        simulation = Simulation(scenario, store_url, seed)
+        simulation.run(progress)
+        metrics = compute_metrics(simulation.engine, scenario, simulation.world)
+        simulation.engine.dispose()
+    metrics.wall_seconds = round(time.perf_counter() - started, 2)
+    return metrics
+
+
+def scenario_pacer_label(scenario: Scenario) -> Literal["predictive"] | str:
+    """A short label of the scenario's pacer, for tables."""
+    mode, ratio, counting = pacer_settings(scenario.pacer)
+    if mode == "ratio":
+        return f"ratio {ratio:g}"
+    if mode == "adaptive":
+        return f"adaptive ({counting})"
+    return mode

@@ -1,0 +1,499 @@
+"""What the dialing engine reads and writes: claims, attempts, events, PSR states, learned facts.
+
+- Entries are claimed atomically: one statement marks the households claimed by this node for a
+  lease (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), so no entry is dialed twice at once.
+- An attempt is committed before its call is placed: :meth:`EngineStore.launch` inserts the
+  attempts (after a last do-not-call and retired-number check) in one transaction, together with
+  every write queued since the last flush. Other writes (outcomes, events, PSR states) are queued
+  and flushed with the next launch or at the next :meth:`EngineStore.flush`.
+- Facts that must take effect at once (do-not-call, retired numbers, callbacks) are written
+  immediately.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+
+from dialer.campaigns import CampaignModel
+from dialer.store.dial_lists import sync_campaign
+from dialer.store.models import (
+    Agent,
+    AgentEvent,
+    Attempt,
+    Callback,
+    CallEventRecord,
+    CampaignHousehold,
+    Clinic,
+    DialList,
+    DialListEntry,
+    DncEntry,
+    Phone,
+    RetiredPhone,
+)
+
+HISTORY_DAYS = 8  # phone attempts kept in view: the longest cap window is 7 days
+
+
+@dataclass(frozen=True)
+class ClinicInfo:
+    """What calls need to know of a clinic (no patient data)."""
+
+    name: str
+    phone: str | None
+    timezone: str | None
+
+
+@dataclass
+class CampaignInfo:
+    """A campaign as the engine runs it."""
+
+    id: int
+    model: CampaignModel
+    list_id: int | None
+    clinics: dict[int, ClinicInfo]
+
+
+@dataclass
+class ClaimedEntry:
+    """A household claimed for dialing, with what the compliance gate needs."""
+
+    household_id: int
+    campaign_id: int
+    clinic_id: int
+    phones: list[str]
+    phone_index: int
+    zones: tuple[str, ...]
+    states: tuple[str, ...]
+    language: str
+    patient_ids: str
+    attempts: int
+    household_attempts: list[datetime] = field(default_factory=list)
+    phone_attempts: list[datetime] = field(default_factory=list)
+    phone_kind: str = "home"
+    has_consent: bool = True
+    next_attempt_at: datetime | None = None
+
+    @property
+    def phone(self) -> str | None:
+        """The number to dial now, or None when every phone has been retired for it."""
+        return self.phones[self.phone_index] if self.phone_index < len(self.phones) else None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """An attempt about to be placed."""
+
+    entry: ClaimedEntry
+    mode: str
+    started_at: datetime
+    agent_id: int | None
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split()) if text else ()
+
+
+class EngineStore:
+    """The engine's window on the store."""
+
+    def __init__(self, engine: Engine, node: str = "local") -> None:
+        self.engine = engine
+        self.node = node
+        self._attempts: dict[int, dict[str, Any]] = defaultdict(dict)
+        self._households: dict[int, dict[str, Any]] = defaultdict(dict)
+        self._events: list[dict[str, Any]] = []
+        self._agent_events: list[dict[str, Any]] = []
+
+    # Campaigns and PSRs -----------------------------------------------------------------
+
+    def load_campaign(self, campaign: CampaignModel, now: datetime) -> CampaignInfo:
+        """Store the definition and find the campaign's latest list and its clinics."""
+        with self.engine.begin() as conn:
+            cid = sync_campaign(conn, campaign, None, now)
+            list_id = conn.execute(
+                select(DialList.id)
+                .where(DialList.campaign_id == cid)
+                .order_by(DialList.id.desc())
+                .limit(1)
+            ).scalar()
+            clinics = {
+                int(r.id): ClinicInfo(r.name, r.phone, r.timezone)
+                for r in conn.execute(select(Clinic.id, Clinic.name, Clinic.phone, Clinic.timezone))
+            }
+        return CampaignInfo(cid, campaign, list_id, clinics)
+
+    def register_agent(self, name: str, languages: frozenset[str], now: datetime) -> int:
+        """The id of the PSR called ``name``, created when new."""
+        with self.engine.begin() as conn:
+            found = conn.execute(select(Agent.id).where(Agent.name == name)).scalar()
+            if found is not None:
+                conn.execute(
+                    update(Agent)
+                    .where(Agent.id == found)
+                    .values(languages=" ".join(sorted(languages)))
+                )
+                return int(found)
+            return int(
+                conn.execute(
+                    insert(Agent)
+                    .values(name=name, languages=" ".join(sorted(languages)), created_at=now)
+                    .returning(Agent.id)
+                ).scalar_one()
+            )
+
+    # Claims -------------------------------------------------------------------------------
+
+    def claim(
+        self, info: CampaignInfo, language: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[ClaimedEntry]:
+        """Claim up to ``limit`` due households of the campaign's latest list in a language pool
+        (``es`` or everything else), best rank first."""
+        if info.list_id is None or limit <= 0:
+            return []
+        e, h = DialListEntry, CampaignHousehold
+        pool = e.language == "es" if language == "es" else e.language != "es"
+        query = (
+            select(
+                e.entry_id,
+                e.clinic_id,
+                e.phones,
+                e.timezones,
+                e.states,
+                e.language,
+                e.patient_ids,
+                h.attempts,
+                h.phone_index,
+                h.next_attempt_at,
+            )
+            .join(h, h.id == e.entry_id)
+            .where(
+                e.dial_list_id == info.list_id,
+                pool,
+                h.done.is_(False),
+                or_(h.next_attempt_at.is_(None), h.next_attempt_at <= now),
+                or_(h.claimed_until.is_(None), h.claimed_until < now),
+                h.attempts < info.model.calling.max_attempts,
+            )
+            .order_by(e.rank)
+            .limit(limit)
+        )
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=h, skip_locked=True)
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            ids = [int(r.entry_id) for r in rows]
+            conn.execute(
+                update(h)
+                .where(h.id.in_(ids))
+                .values(claimed_by=self.node, claimed_until=now + timedelta(seconds=lease_seconds))
+            )
+            entries = [self._entry(info, r) for r in rows]
+            self._histories(conn, info, entries, now)
+        return entries
+
+    @staticmethod
+    def _entry(info: CampaignInfo, row: Any) -> ClaimedEntry:
+        return ClaimedEntry(
+            household_id=int(row.entry_id),
+            campaign_id=info.id,
+            clinic_id=int(row.clinic_id),
+            phones=list(_split(row.phones)),
+            phone_index=int(row.phone_index),
+            zones=_split(row.timezones),
+            states=_split(row.states),
+            language=row.language,
+            patient_ids=row.patient_ids,
+            attempts=int(row.attempts),
+            next_attempt_at=row.next_attempt_at,
+        )
+
+    def _histories(
+        self, conn: Connection, info: CampaignInfo, entries: list[ClaimedEntry], now: datetime
+    ) -> None:
+        """Fill in attempt histories, phone kinds and consent for claimed entries."""
+        by_household = {entry.household_id: entry for entry in entries}
+        for hid, started in conn.execute(
+            select(Attempt.household_id, Attempt.started_at).where(
+                Attempt.campaign_id == info.id, Attempt.household_id.in_(list(by_household))
+            )
+        ):
+            by_household[int(hid)].household_attempts.append(started)
+        phones = {entry.phone for entry in entries if entry.phone}
+        since = now - timedelta(days=HISTORY_DAYS)
+        recent: dict[str, list[datetime]] = defaultdict(list)
+        for phone, started in conn.execute(
+            select(Attempt.phone, Attempt.started_at).where(
+                Attempt.phone.in_(phones), Attempt.started_at >= since
+            )
+        ):
+            recent[phone].append(started)
+        kinds: dict[str, tuple[str, bool]] = {}
+        for number, kind, consent in conn.execute(
+            select(Phone.phone, Phone.kind, Phone.consent_source).where(Phone.phone.in_(phones))
+        ):
+            if number is None:
+                continue
+            known_kind, known_consent = kinds.get(number, (kind, False))
+            kinds[number] = (known_kind, known_consent or consent is not None)
+        for entry in entries:
+            number = entry.phone or ""
+            entry.phone_attempts = recent.get(number, [])
+            entry.phone_kind, entry.has_consent = kinds.get(number, ("home", True))
+
+    def release(self, household_id: int, **fields: Any) -> None:
+        """Give a claimed household back (queued), optionally changing its state."""
+        self._households[household_id].update(claimed_by=None, claimed_until=None, **fields)
+
+    # Launching ----------------------------------------------------------------------------
+
+    def blocked_numbers(self, conn: Connection, launches: list[Launch], campaign: str) -> set[str]:
+        """Numbers of these launches that are do-not-call or retired as of now."""
+        phones = {launch.entry.phone for launch in launches if launch.entry.phone}
+        clinics = {launch.entry.phone: launch.entry.clinic_id for launch in launches}
+        blocked = set(
+            conn.execute(
+                select(RetiredPhone.phone).where(
+                    RetiredPhone.phone.in_(phones), RetiredPhone.restored_at.is_(None)
+                )
+            ).scalars()
+        )
+        for phone, scope, clinic_id, name in conn.execute(
+            select(DncEntry.phone, DncEntry.scope, DncEntry.clinic_id, DncEntry.campaign).where(
+                DncEntry.phone.in_(phones), DncEntry.removed_at.is_(None)
+            )
+        ):
+            applies = (
+                scope == "global"
+                or (scope == "campaign" and name == campaign)
+                or (scope == "clinic" and clinic_id == clinics.get(phone))
+            )
+            if applies:
+                blocked.add(phone)
+        return blocked
+
+    def launch(self, launches: list[Launch], campaign: str) -> list[int | None]:
+        """Commit the attempts (and every queued write); None for a launch whose number turned
+        out to be do-not-call or retired at this last check."""
+        if not launches:
+            return []
+        with self.engine.begin() as conn:
+            self._flush(conn)
+            blocked = self.blocked_numbers(conn, launches, campaign)
+            keep = [launch for launch in launches if launch.entry.phone not in blocked]
+            rows = [self._attempt_row(launch) for launch in keep]
+            ids: list[int] = []
+            if rows:
+                statement = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
+                ids = [int(i) for i in conn.execute(statement, rows).scalars()]
+        placed = dict(zip((id(launch) for launch in keep), ids, strict=True))
+        return [placed.get(id(launch)) for launch in launches]
+
+    @staticmethod
+    def _attempt_row(launch: Launch) -> dict[str, Any]:
+        entry = launch.entry
+        return {
+            "campaign_id": entry.campaign_id,
+            "household_id": entry.household_id,
+            "clinic_id": entry.clinic_id,
+            "attempt_number": entry.attempts + 1,
+            "phone": entry.phone,
+            "language": entry.language,
+            "timezones": " ".join(entry.zones),
+            "states": " ".join(entry.states),
+            "patient_ids": entry.patient_ids,
+            "mode": launch.mode,
+            "agent_id": launch.agent_id,
+            "started_at": launch.started_at,
+            "is_contact": False,
+            "is_conversion": False,
+            "abandoned": False,
+            "opted_out": False,
+        }
+
+    # Queued writes ------------------------------------------------------------------------
+
+    def note_attempt(self, attempt_id: int, **fields: Any) -> None:
+        """Queue changes to an attempt."""
+        self._attempts[attempt_id].update(fields)
+
+    def note_household(self, household_id: int, **fields: Any) -> None:
+        """Queue changes to a campaign household."""
+        self._households[household_id].update(fields)
+
+    def note_event(self, attempt_id: int, event_id: str, kind: str, at: datetime) -> None:
+        """Queue the record of a provider event."""
+        self._events.append(
+            {"attempt_id": attempt_id, "event_id": event_id, "kind": kind, "at": at}
+        )
+
+    def note_agent_state(
+        self,
+        agent_id: int,
+        state: str,
+        at: datetime,
+        *,
+        reason: str | None = None,
+        attempt_id: int | None = None,
+    ) -> None:
+        """Queue a PSR state change (their history)."""
+        self._agent_events.append(
+            {
+                "agent_id": agent_id,
+                "state": state,
+                "reason": reason,
+                "at": at,
+                "attempt_id": attempt_id,
+            }
+        )
+
+    def flush(self) -> None:
+        """Write every queued change in one transaction."""
+        if self._attempts or self._households or self._events or self._agent_events:
+            with self.engine.begin() as conn:
+                self._flush(conn)
+
+    def _flush(self, conn: Connection) -> None:
+        if self._agent_events:
+            conn.execute(insert(AgentEvent), self._agent_events)
+        if self._events:
+            conn.execute(insert(CallEventRecord), self._events)
+        for table, pending in ((Attempt, self._attempts), (CampaignHousehold, self._households)):
+            groups: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+            for key, fields in pending.items():
+                groups[frozenset(fields)].append({"b_id": key, **fields})
+            for names, rows in groups.items():
+                statement = (
+                    update(table)
+                    .where(table.id == bindparam("b_id"))
+                    .values({name: bindparam(name) for name in names})
+                )
+                conn.execute(statement, rows)
+        self._attempts.clear()
+        self._households.clear()
+        self._events.clear()
+        self._agent_events.clear()
+
+    # Facts that take effect at once ----------------------------------------------------------
+
+    def add_dnc(self, phone: str, *, source: str, reason: str | None, now: datetime) -> None:
+        """Put a number on the global do-not-call list now (idempotent)."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(DncEntry.id).where(
+                    DncEntry.phone == phone,
+                    DncEntry.scope == "global",
+                    DncEntry.removed_at.is_(None),
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(DncEntry).values(
+                        phone=phone, scope="global", source=source, reason=reason, added_at=now
+                    )
+                )
+
+    def retire_phone(self, phone: str, *, reason: str, now: datetime) -> None:
+        """Retire a number for everyone (a wrong number), now."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(RetiredPhone.id).where(
+                    RetiredPhone.phone == phone, RetiredPhone.restored_at.is_(None)
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(RetiredPhone).values(phone=phone, reason=reason, retired_at=now)
+                )
+
+    def add_callback(
+        self,
+        campaign_id: int,
+        household_id: int,
+        agent_id: int | None,
+        attempt_id: int,
+        due_at: datetime,
+        now: datetime,
+    ) -> int:
+        """Record a call-back the callee asked for."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    insert(Callback)
+                    .values(
+                        campaign_id=campaign_id,
+                        household_id=household_id,
+                        agent_id=agent_id,
+                        attempt_id=attempt_id,
+                        due_at=due_at,
+                        created_at=now,
+                    )
+                    .returning(Callback.id)
+                ).scalar_one()
+            )
+
+    def due_callbacks(self, campaign_id: int, until: datetime) -> list[Any]:
+        """Open callbacks due by ``until``."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(Callback)
+                    .where(
+                        Callback.campaign_id == campaign_id,
+                        Callback.done_at.is_(None),
+                        Callback.due_at <= until,
+                    )
+                    .order_by(Callback.due_at)
+                ).all()
+            )
+
+    def close_callback(self, callback_id: int, now: datetime) -> None:
+        """Mark a callback done."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Callback).where(Callback.id == callback_id).values(done_at=now))
+
+    def entry_for(
+        self, info: CampaignInfo, household_id: int, now: datetime, lease_seconds: float
+    ) -> ClaimedEntry | None:
+        """Claim one household of the latest list by id (callbacks), whatever its retry time."""
+        if info.list_id is None:
+            return None
+        e, h = DialListEntry, CampaignHousehold
+        query = (
+            select(
+                e.entry_id,
+                e.clinic_id,
+                e.phones,
+                e.timezones,
+                e.states,
+                e.language,
+                e.patient_ids,
+                h.attempts,
+                h.phone_index,
+                h.next_attempt_at,
+            )
+            .join(h, h.id == e.entry_id)
+            .where(
+                e.dial_list_id == info.list_id,
+                h.id == household_id,
+                and_(or_(h.claimed_until.is_(None), h.claimed_until < now)),
+            )
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            conn.execute(
+                update(h)
+                .where(h.id == household_id)
+                .values(claimed_by=self.node, claimed_until=now + timedelta(seconds=lease_seconds))
+            )
+            entry = self._entry(info, row)
+            self._histories(conn, info, [entry], now)
+        return entry

@@ -266,7 +266,7 @@ class Dispatcher:
             elif kind == "wrap":
                 self._wrap_timeout(ref)
         self.dispatch()
-        self.store.flush()
+        self.store.maybe_flush(now)
 
     # Dispatching -----------------------------------------------------------------------------
 
@@ -619,7 +619,7 @@ class Dispatcher:
             self._at(
                 self.clock.now() + timedelta(seconds=self.settings.wrap_timeout_seconds),
                 "wrap",
-                agent.id,
+                call.attempt_id,
             )
             return  # the disposition decides what happens to the household
         del self.lines[call.attempt_id]
@@ -692,9 +692,11 @@ class Dispatcher:
             self.store.note_household(entry.household_id, last_converted_at=now)
         self._schedule_next(entry, line.pool[0], disposition.value, now)
 
-    def _wrap_timeout(self, agent_id: int) -> None:
-        if agent_id in self._wrap_attempt:
-            self.dispose(agent_id, Disposition.no_disposition)
+    def _wrap_timeout(self, attempt_id: int) -> None:
+        """Wrap-up ran out for this call: it gets ``no_disposition`` (if still open)."""
+        for agent_id, wrapping in list(self._wrap_attempt.items()):
+            if wrapping == attempt_id:
+                self.dispose(agent_id, Disposition.no_disposition)
 
     def _schedule_next(
         self, entry: ClaimedEntry, campaign: str, code: str, ended_at: datetime | None

@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from queue import Empty
 
 import pandas as pd
 import sqlalchemy as sa
@@ -60,7 +61,7 @@ def baseline(url: str, queue: multiprocessing.Queue) -> None:  # type: ignore[ty
 
 def builds(url: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     """Build (and save) the three example campaigns' lists."""
-    engine = open_store(url, upgrade=False)
+    engine = open_store(url, upgrade=True)
     now = datetime.now(UTC)
     timings = []
     for name, (campaign, path) in sorted(load_campaigns(packaged_campaigns_dir()).items()):
@@ -76,7 +77,13 @@ def in_child(target, url: str):  # type: ignore[no-untyped-def]
     queue = context.Queue()
     process = context.Process(target=target, args=(url, queue))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not process.is_alive():
+                raise SystemExit(f"the benchmark stage {target.__name__} failed") from None
     process.join()
     return result
 

@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from dialer.campaigns import CampaignModel
 from dialer.store.dial_lists import sync_campaign
+from dialer.store.fastpath import FastPath
 from dialer.store.models import (
     Agent,
-    AgentEvent,
     Attempt,
     Callback,
-    CallEventRecord,
     CampaignHousehold,
     Clinic,
     DialList,
@@ -37,6 +36,8 @@ from dialer.store.models import (
 )
 
 HISTORY_DAYS = 8  # phone attempts kept in view: the longest cap window is 7 days
+FLUSH_ROWS = 500  # queued writes that ride along with the next launch
+FLUSH_SECONDS = 5.0  # the longest a queued write waits for a flush
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,10 @@ class EngineStore:
         self._households: dict[int, dict[str, Any]] = defaultdict(dict)
         self._events: list[dict[str, Any]] = []
         self._agent_events: list[dict[str, Any]] = []
+        self._pending = 0
+        self._queued_since: datetime | None = None
+        self._cursors: dict[tuple[int, str], int] = {}  # (list, pool) -> last fresh rank taken
+        self.fast = FastPath(engine)
 
     # Campaigns and PSRs -----------------------------------------------------------------
 
@@ -152,40 +157,46 @@ class EngineStore:
         self, info: CampaignInfo, language: str, limit: int, now: datetime, lease_seconds: float
     ) -> list[ClaimedEntry]:
         """Claim up to ``limit`` due households of the campaign's latest list in a language pool
-        (``es`` or everything else), best rank first."""
+        (``es`` or everything else): retries that are due first, then the next fresh entries
+        by rank. A cursor per list and pool remembers how far the fresh entries have been
+        taken, so a claim reads only what it returns, however long the list has been dialed
+        (entries passed over because they were not due come back through the retry query)."""
         if info.list_id is None or limit <= 0:
             return []
         e, h = DialListEntry, CampaignHousehold
         pool = e.language == "es" if language == "es" else e.language != "es"
-        query = (
-            select(
-                e.entry_id,
-                e.clinic_id,
-                e.phones,
-                e.timezones,
-                e.states,
-                e.language,
-                e.patient_ids,
-                h.attempts,
-                h.phone_index,
-                h.next_attempt_at,
-            )
-            .join(h, h.id == e.entry_id)
-            .where(
-                e.dial_list_id == info.list_id,
-                pool,
-                h.done.is_(False),
-                or_(h.next_attempt_at.is_(None), h.next_attempt_at <= now),
-                or_(h.claimed_until.is_(None), h.claimed_until < now),
-                h.attempts < info.model.calling.max_attempts,
-            )
-            .order_by(e.rank)
-            .limit(limit)
-        )
+        columns = (e.entry_id, e.clinic_id, e.phones, e.timezones, e.states, e.language,
+                   e.patient_ids, e.rank, h.attempts, h.phone_index, h.next_attempt_at)  # fmt: skip
+        claimable = and_(
+            e.dial_list_id == info.list_id, pool, h.done.is_(False),
+            or_(h.claimed_until.is_(None), h.claimed_until < now),
+            h.attempts < info.model.calling.max_attempts,
+        )  # fmt: skip
+        cursor_key = (info.list_id, language)
+        cursor = self._cursors.get(cursor_key, 0)
+        retries = (
+            select(*columns).join(e, e.entry_id == h.id)
+            .where(claimable, h.campaign_id == info.id, h.next_attempt_at <= now)
+            .order_by(e.rank).limit(limit)
+        )  # fmt: skip
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=h, skip_locked=True)
-            rows = conn.execute(query).all()
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                retries = retries.with_for_update(of=h, skip_locked=True)
+            rows = list(conn.execute(retries).all())
+            if len(rows) < limit:
+                fresh = (
+                    select(*columns).join(h, h.id == e.entry_id)
+                    .where(claimable, e.rank > cursor,
+                           or_(h.next_attempt_at.is_(None), h.next_attempt_at <= now))
+                    .order_by(e.rank).limit(limit - len(rows))
+                )  # fmt: skip
+                if postgres:
+                    fresh = fresh.with_for_update(of=h, skip_locked=True)
+                taken = list(conn.execute(fresh).all())
+                if taken:
+                    self._cursors[cursor_key] = max(int(r.rank) for r in taken)
+                rows.extend(r for r in taken if all(r.entry_id != o.entry_id for o in rows))
             if not rows:
                 return []
             ids = [int(r.entry_id) for r in rows]
@@ -250,50 +261,59 @@ class EngineStore:
     def release(self, household_id: int, **fields: Any) -> None:
         """Give a claimed household back (queued), optionally changing its state."""
         self._households[household_id].update(claimed_by=None, claimed_until=None, **fields)
+        self._pending += 1
 
     # Launching ----------------------------------------------------------------------------
 
-    def blocked_numbers(self, conn: Connection, launches: list[Launch], campaign: str) -> set[str]:
+    def _blocked(self, launches: list[Launch], campaign: str) -> set[str]:
         """Numbers of these launches that are do-not-call or retired as of now."""
-        phones = {launch.entry.phone for launch in launches if launch.entry.phone}
+        phones = sorted({launch.entry.phone for launch in launches if launch.entry.phone})
+        if not phones:
+            return set()
         clinics = {launch.entry.phone: launch.entry.clinic_id for launch in launches}
-        blocked = set(
-            conn.execute(
-                select(RetiredPhone.phone).where(
-                    RetiredPhone.phone.in_(phones), RetiredPhone.restored_at.is_(None)
-                )
-            ).scalars()
+        marks = self.fast.marks(len(phones))
+        rows = self.fast.execute(
+            f"SELECT phone, scope, clinic_id, campaign FROM dnc_entries "
+            f"WHERE removed_at IS NULL AND phone IN ({marks}) "
+            f"UNION ALL SELECT phone, 'retired', NULL, NULL FROM retired_phones "
+            f"WHERE restored_at IS NULL AND phone IN ({marks})",
+            [*phones, *phones],
         )
-        for phone, scope, clinic_id, name in conn.execute(
-            select(DncEntry.phone, DncEntry.scope, DncEntry.clinic_id, DncEntry.campaign).where(
-                DncEntry.phone.in_(phones), DncEntry.removed_at.is_(None)
-            )
-        ):
-            applies = (
-                scope == "global"
-                or (scope == "campaign" and name == campaign)
-                or (scope == "clinic" and clinic_id == clinics.get(phone))
-            )
-            if applies:
-                blocked.add(phone)
-        return blocked
+        return {
+            phone
+            for phone, scope, clinic_id, name in rows
+            if scope in ("global", "retired")
+            or (scope == "campaign" and name == campaign)
+            or (scope == "clinic" and clinic_id == clinics.get(phone))
+        }
 
     def launch(self, launches: list[Launch], campaign: str) -> list[int | None]:
-        """Commit the attempts (and every queued write); None for a launch whose number turned
-        out to be do-not-call or retired at this last check."""
+        """Commit the attempts (and the queued writes, when enough have gathered); None for a
+        launch whose number turned out to be do-not-call or retired at this last check."""
         if not launches:
             return []
-        with self.engine.begin() as conn:
-            self._flush(conn)
-            blocked = self.blocked_numbers(conn, launches, campaign)
-            keep = [launch for launch in launches if launch.entry.phone not in blocked]
-            rows = [self._attempt_row(launch) for launch in keep]
-            ids: list[int] = []
-            if rows:
-                statement = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
-                ids = [int(i) for i in conn.execute(statement, rows).scalars()]
-        placed = dict(zip((id(launch) for launch in keep), ids, strict=True))
-        return [placed.get(id(launch)) for launch in launches]
+        fast = self.fast
+        try:
+            if self._pending >= FLUSH_ROWS:
+                self._write_pending()
+            blocked = self._blocked(launches, campaign)
+            ids: list[int | None] = []
+            for launch in launches:
+                if launch.entry.phone in blocked:
+                    ids.append(None)
+                    continue
+                row = self._attempt_row(launch)
+                (found,) = fast.execute(
+                    f"INSERT INTO attempts ({', '.join(row)}) VALUES ({fast.marks(len(row))}) "
+                    "RETURNING id",
+                    list(row.values()),
+                )
+                ids.append(int(found[0]))
+            fast.commit()
+        except BaseException:
+            fast.rollback()
+            raise
+        return ids
 
     @staticmethod
     def _attempt_row(launch: Launch) -> dict[str, Any]:
@@ -322,16 +342,19 @@ class EngineStore:
     def note_attempt(self, attempt_id: int, **fields: Any) -> None:
         """Queue changes to an attempt."""
         self._attempts[attempt_id].update(fields)
+        self._pending += 1
 
     def note_household(self, household_id: int, **fields: Any) -> None:
         """Queue changes to a campaign household."""
         self._households[household_id].update(fields)
+        self._pending += 1
 
     def note_event(self, attempt_id: int, event_id: str, kind: str, at: datetime) -> None:
         """Queue the record of a provider event."""
         self._events.append(
             {"attempt_id": attempt_id, "event_id": event_id, "kind": kind, "at": at}
         )
+        self._pending += 1
 
     def note_agent_state(
         self,
@@ -352,33 +375,60 @@ class EngineStore:
                 "attempt_id": attempt_id,
             }
         )
+        self._pending += 1
+
+    def maybe_flush(self, now: datetime) -> None:
+        """Flush when many writes are queued, or some have waited ``FLUSH_SECONDS``."""
+        if not self._pending:
+            self._queued_since = None
+            return
+        if self._queued_since is None:
+            self._queued_since = now
+        waited = (now - self._queued_since).total_seconds()
+        if self._pending >= FLUSH_ROWS or waited >= FLUSH_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
         """Write every queued change in one transaction."""
-        if self._attempts or self._households or self._events or self._agent_events:
-            with self.engine.begin() as conn:
-                self._flush(conn)
+        self._queued_since = None
+        if not self._pending:
+            return
+        try:
+            self._write_pending()
+            self.fast.commit()
+        except BaseException:
+            self.fast.rollback()
+            raise
 
-    def _flush(self, conn: Connection) -> None:
+    def _write_pending(self) -> None:
+        fast = self.fast
         if self._agent_events:
-            conn.execute(insert(AgentEvent), self._agent_events)
+            fast.executemany(
+                "INSERT INTO agent_events (agent_id, state, reason, at, attempt_id) "
+                f"VALUES ({fast.marks(5)})",
+                [(e["agent_id"], e["state"], e["reason"], e["at"], e["attempt_id"])
+                 for e in self._agent_events],
+            )  # fmt: skip
         if self._events:
-            conn.execute(insert(CallEventRecord), self._events)
-        for table, pending in ((Attempt, self._attempts), (CampaignHousehold, self._households)):
-            groups: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+            fast.executemany(
+                "INSERT INTO call_events (attempt_id, event_id, kind, at) "
+                f"VALUES ({fast.marks(4)})",
+                [(e["attempt_id"], e["event_id"], e["kind"], e["at"]) for e in self._events],
+            )
+        for table, pending in (("attempts", self._attempts),
+                               ("campaign_households", self._households)):  # fmt: skip
+            groups: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
             for key, fields in pending.items():
-                groups[frozenset(fields)].append({"b_id": key, **fields})
+                names = tuple(sorted(fields))
+                groups[names].append([fields[n] for n in names] + [key])
             for names, rows in groups.items():
-                statement = (
-                    update(table)
-                    .where(table.id == bindparam("b_id"))
-                    .values({name: bindparam(name) for name in names})
-                )
-                conn.execute(statement, rows)
+                sets = ", ".join(f"{n} = {fast.mark}" for n in names)
+                fast.executemany(f"UPDATE {table} SET {sets} WHERE id = {fast.mark}", rows)
         self._attempts.clear()
         self._households.clear()
         self._events.clear()
         self._agent_events.clear()
+        self._pending = 0
 
     # Facts that take effect at once ----------------------------------------------------------
 

@@ -230,7 +230,10 @@ class CampaignHousehold(Base):
     """
 
     __tablename__ = "campaign_households"
-    __table_args__ = (UniqueConstraint("campaign_id", "household_key"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "household_key"),
+        Index("ix_campaign_households_due", "campaign_id", "next_attempt_at"),
+    )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     household_key: Mapped[str] = mapped_column(String(64))

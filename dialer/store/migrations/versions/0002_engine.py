@@ -122,6 +122,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('phone_index', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('claimed_until', dialer.store.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_campaign_households_due', ['campaign_id', 'next_attempt_at'], unique=False)
 
     with op.batch_alter_table('dial_list_entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('states', sa.String(length=64), server_default='', nullable=False))
@@ -135,6 +136,7 @@ def downgrade() -> None:
         batch_op.drop_column('states')
 
     with op.batch_alter_table('campaign_households', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaign_households_due')
         batch_op.drop_column('claimed_until')
         batch_op.drop_column('claimed_by')
         batch_op.drop_column('phone_index')

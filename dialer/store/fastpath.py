@@ -1,0 +1,66 @@
+"""The engine's hot path: plain SQL on one driver connection, for launches and batched writes.
+
+A simulated month places a quarter of a million calls, each committed before it is placed;
+SQLAlchemy's per-statement work would dominate that, so this small layer sends fixed SQL
+straight to the driver (``sqlite3`` or ``psycopg``), adapting values the way the models store
+them (times as naive UTC text on SQLite, aware on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Engine
+
+
+class FastPath:
+    """One driver connection for the engine's frequent statements."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.connection = engine.raw_connection()
+        self.mark = "?" if self.sqlite else "%s"
+
+    def adapt(self, value: Any) -> Any:
+        """A Python value as the store keeps it."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given where an aware UTC time is required")
+            utc = value.astimezone(UTC)
+            return utc.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else utc
+        if isinstance(value, Enum):
+            return value.value
+        return value
+
+    def marks(self, count: int) -> str:
+        """``?, ?, ?`` (or ``%s, ...``) for ``count`` parameters."""
+        return ", ".join([self.mark] * count)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; rows when it returns any."""
+        cursor = self.connection.cursor()
+        cursor.execute(sql, [self.adapt(v) for v in params])
+        rows = cursor.fetchall() if cursor.description else []
+        cursor.close()
+        return [tuple(row) for row in rows]
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        cursor = self.connection.cursor()
+        cursor.executemany(sql, [[self.adapt(v) for v in row] for row in rows])
+        cursor.close()
+
+    def commit(self) -> None:
+        """Commit the current transaction."""
+        self.connection.commit()
+
+    def rollback(self) -> None:
+        """Roll the current transaction back."""
+        self.connection.rollback()
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self.connection.close()

@@ -125,8 +125,11 @@ def run_demo(engine: Engine, *, today: date | None = None, step: Step | None = N
     with tempfile.TemporaryDirectory(prefix="dialer-demo-") as folder:
         say(f"Generating a {DEMO_PATIENTS:,}-patient chain")
         files = generate_chain(Path(folder), patients=DEMO_PATIENTS, seed=DEMO_SEED, as_of=as_of)
-        for kind, path in (("clinics", files.clinics), ("patients", files.patients),
-                           ("appointments", files.appointments)):  # fmt: skip
+        for kind, path in (
+            ("clinics", files.clinics),
+            ("patients", files.patients),
+            ("appointments", files.appointments),
+        ):
             say(f"Importing {kind}")
             imported = import_file(engine, kind, path, now=now, source=DEMO_SOURCE)
             setattr(result, kind, imported.inserted + imported.updated + imported.unchanged)

@@ -303,6 +303,8 @@ class Dispatcher:
         )
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
+        if not any(a.pool == pool.key for a in self.agents.values()):
+            return  # nobody to pace for
         snap = self._snapshot(pool)
         pacer = self._pacer(pool, run, snap.lines + 1)
         wanted = pacer.lines_to_start(snap)

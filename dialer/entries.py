@@ -75,8 +75,9 @@ def _clinic_listed(
         .merge(per_clinic, on=["phone", "clinic_id"])
     )
     listed = pd.MultiIndex.from_frame(hits[["household_key", "phone"]])
-    return pd.Series(pd.MultiIndex.from_frame(rows[["household_key", "phone"]]).isin(listed),
-                     index=rows.index)  # fmt: skip
+    return pd.Series(
+        pd.MultiIndex.from_frame(rows[["household_key", "phone"]]).isin(listed), index=rows.index
+    )
 
 
 def _phone_rows(campaign: CampaignModel, pop: Population, members: pd.DataFrame) -> pd.DataFrame:

@@ -260,9 +260,12 @@ def _by_household(values: pd.Series, keys: pd.Series) -> pd.Series:
 
 
 def _counter_tests(
-    campaign: CampaignModel, pop: Population, cand: pd.DataFrame, phones: HouseholdPhones,
+    campaign: CampaignModel,
+    pop: Population,
+    cand: pd.DataFrame,
+    phones: HouseholdPhones,
     now: datetime,
-) -> list[tuple[str, pd.Series]]:  # fmt: skip
+) -> list[tuple[str, pd.Series]]:
     """recently_converted and max_attempts_reached, judged over every household that shares
     the same first phone (they would be one merged entry: one number, one conversation)."""
     counters = pop.households.set_index("household_key")

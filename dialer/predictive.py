@@ -107,8 +107,11 @@ class PredictivePacer:
     @property
     def trusted(self) -> bool:
         """Has it seen enough to pace by the model?"""
-        return (self.lines_seen >= MIN_LINES_SEEN and len(self.handles.samples) >= MIN_HANDLES_SEEN
-                and self.live > 0)  # fmt: skip
+        return (
+            self.lines_seen >= MIN_LINES_SEEN
+            and len(self.handles.samples) >= MIN_HANDLES_SEEN
+            and self.live > 0
+        )
 
     @property
     def p(self) -> float:

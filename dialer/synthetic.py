@@ -28,12 +28,33 @@ Bools = npt.NDArray[np.bool_]
 
 CLINIC_COLUMNS = ("clinic_id", "name", "timezone", "state", "phone")
 PATIENT_COLUMNS = (
-    "patient_id", "clinic_id", "first_name", "last_name", "birth_date", "guarantor_id",
-    "language", "mobile_phone", "home_phone", "work_phone", "postal_code", "state",
-    "preferred_phone", "do_not_call", "status", "last_visit_date", "recall_due_date",
-)  # fmt: skip
-APPOINTMENT_COLUMNS = ("appointment_id", "patient_id", "clinic_id", "start_at",
-                       "duration_minutes", "status", "kind")  # fmt: skip
+    "patient_id",
+    "clinic_id",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "guarantor_id",
+    "language",
+    "mobile_phone",
+    "home_phone",
+    "work_phone",
+    "postal_code",
+    "state",
+    "preferred_phone",
+    "do_not_call",
+    "status",
+    "last_visit_date",
+    "recall_due_date",
+)
+APPOINTMENT_COLUMNS = (
+    "appointment_id",
+    "patient_id",
+    "clinic_id",
+    "start_at",
+    "duration_minutes",
+    "status",
+    "kind",
+)
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "completed", "cancelled", "broken", "no_show")
 APPOINTMENT_KINDS = ("hygiene", "exam", "treatment", "emergency", "other")
 #: What stands in a phone column when a clerk typed something that is not a number.
@@ -100,31 +121,63 @@ def _region(state: str, area_codes: str, zips: str) -> _Region:
 
 
 CITIES = (
-    _City("Portland", "Bright Smiles Dental", "America/Los_Angeles",
-          _region("OR", "503 971", "97201 97202 97203 97205 97206 97209 97210 97211 97212"),
-          _region("WA", "360 564", "98660 98661 98662 98663 98664 98665 98682 98683")),
-    _City("San Antonio", "Clínica Dental Sonrisa", "America/Chicago",
-          _region("TX", "210 726", "78201 78202 78203 78204 78207 78209 78210 78211 78212"),
-          _region("NM", "575", "88001 88005 88007 88011 88012")),
-    _City("Miami", "Coral Family Dentistry", "America/New_York",
-          _region("FL", "305 786", "33125 33126 33127 33128 33129 33130 33133 33134 33135"),
-          _region("AL", "251", "36602 36603 36604 36605 36606 36607 36608 36609")),
-    _City("Phoenix", "Desert Bloom Dental", "America/Phoenix",
-          _region("AZ", "602 480 623", "85003 85004 85006 85008 85012 85013 85014 85015"),
-          _region("NV", "702 725", "89002 89011 89012 89014 89015 89052 89074")),
-    _City("Denver", "Mile High Family Dental", "America/Denver",
-          _region("CO", "303 720", "80202 80203 80204 80205 80206 80207 80209 80210 80211"),
-          _region("WY", "307", "82001 82007 82009")),
-    _City("Chicago", "Lakeview Kids Dental", "America/Chicago",
-          _region("IL", "312 773 872", "60601 60605 60607 60608 60609 60610 60611 60612"),
-          _region("IN", "219", "46320 46323 46324 46327")),
-    _City("Atlanta", "Peachtree Dental Group", "America/New_York",
-          _region("GA", "404 470 678", "30303 30305 30306 30307 30308 30309 30310 30311"),
-          _region("AL", "205 659", "35203 35204 35205 35206 35207 35208 35209")),
-    _City("Los Angeles", "Sunset Smiles Dental", "America/Los_Angeles",
-          _region("CA", "213 323 310", "90001 90002 90003 90004 90005 90006 90007 90008"),
-          _region("NV", "702 725", "89101 89102 89103 89104 89106 89107 89108")),
-)  # fmt: skip
+    _City(
+        "Portland",
+        "Bright Smiles Dental",
+        "America/Los_Angeles",
+        _region("OR", "503 971", "97201 97202 97203 97205 97206 97209 97210 97211 97212"),
+        _region("WA", "360 564", "98660 98661 98662 98663 98664 98665 98682 98683"),
+    ),
+    _City(
+        "San Antonio",
+        "Clínica Dental Sonrisa",
+        "America/Chicago",
+        _region("TX", "210 726", "78201 78202 78203 78204 78207 78209 78210 78211 78212"),
+        _region("NM", "575", "88001 88005 88007 88011 88012"),
+    ),
+    _City(
+        "Miami",
+        "Coral Family Dentistry",
+        "America/New_York",
+        _region("FL", "305 786", "33125 33126 33127 33128 33129 33130 33133 33134 33135"),
+        _region("AL", "251", "36602 36603 36604 36605 36606 36607 36608 36609"),
+    ),
+    _City(
+        "Phoenix",
+        "Desert Bloom Dental",
+        "America/Phoenix",
+        _region("AZ", "602 480 623", "85003 85004 85006 85008 85012 85013 85014 85015"),
+        _region("NV", "702 725", "89002 89011 89012 89014 89015 89052 89074"),
+    ),
+    _City(
+        "Denver",
+        "Mile High Family Dental",
+        "America/Denver",
+        _region("CO", "303 720", "80202 80203 80204 80205 80206 80207 80209 80210 80211"),
+        _region("WY", "307", "82001 82007 82009"),
+    ),
+    _City(
+        "Chicago",
+        "Lakeview Kids Dental",
+        "America/Chicago",
+        _region("IL", "312 773 872", "60601 60605 60607 60608 60609 60610 60611 60612"),
+        _region("IN", "219", "46320 46323 46324 46327"),
+    ),
+    _City(
+        "Atlanta",
+        "Peachtree Dental Group",
+        "America/New_York",
+        _region("GA", "404 470 678", "30303 30305 30306 30307 30308 30309 30310 30311"),
+        _region("AL", "205 659", "35203 35204 35205 35206 35207 35208 35209"),
+    ),
+    _City(
+        "Los Angeles",
+        "Sunset Smiles Dental",
+        "America/Los_Angeles",
+        _region("CA", "213 323 310", "90001 90002 90003 90004 90005 90006 90007 90008"),
+        _region("NV", "702 725", "89101 89102 89103 89104 89106 89107 89108"),
+    ),
+)
 _REGIONS = [region for city in CITIES for region in (city.home, city.neighbour)]
 
 
@@ -162,8 +215,9 @@ _STATUSES = ("active", "inactive", "archived", "deceased", "prospective", "non_p
 ACTIVE, INACTIVE, ARCHIVED, DECEASED, PROSPECTIVE, NON_PATIENT = range(6)
 
 
-def generate_chain(out_dir: Path, *, patients: int = 5000, clinics: int = 3, seed: int = 7,
-                   as_of: date) -> ChainFiles:  # fmt: skip
+def generate_chain(
+    out_dir: Path, *, patients: int = 5000, clinics: int = 3, seed: int = 7, as_of: date
+) -> ChainFiles:
     """Write clinics.csv, patients.csv, appointments.csv for a synthetic chain into out_dir.
 
     ``as_of`` is the export's date: visits and history lie before it, upcoming appointments on
@@ -185,16 +239,25 @@ def generate_chain(out_dir: Path, *, patients: int = 5000, clinics: int = 3, see
         rows = appointments[column].to_numpy()
         appointments[column] = columns[column].take(rows).to_numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = ChainFiles(clinics=out_dir / "clinics.csv", patients=out_dir / "patients.csv",
-                       appointments=out_dir / "appointments.csv")  # fmt: skip
+    files = ChainFiles(
+        clinics=out_dir / "clinics.csv",
+        patients=out_dir / "patients.csv",
+        appointments=out_dir / "appointments.csv",
+    )
     _write(_clinic_frame(clinics), files.clinics)
     _write(pd.DataFrame({name: columns[name].array for name in PATIENT_COLUMNS}), files.patients)
     _write(appointments, files.appointments)
     return files
 
 
-def generate_followup(appointments_csv: Path, out_path: Path, *, seed: int,
-                      kept_share: float = 0.8, as_of: date | None = None) -> Path:  # fmt: skip
+def generate_followup(
+    appointments_csv: Path,
+    out_path: Path,
+    *,
+    seed: int,
+    kept_share: float = 0.8,
+    as_of: date | None = None,
+) -> Path:
     """A later PMS export of the same appointments (for attribution reports): each past-or-today
     'scheduled'/'confirmed' appointment becomes completed (kept_share) or broken; others unchanged.
 
@@ -226,8 +289,9 @@ def _blank_unless(values: pd.Series, keep: Bools) -> pd.Series:
     return values.where(keep, "")
 
 
-def _pick(rng: np.random.Generator, groups: Sequence[Sequence[object]],
-          group: Ints) -> npt.NDArray[np.object_]:  # fmt: skip
+def _pick(
+    rng: np.random.Generator, groups: Sequence[Sequence[object]], group: Ints
+) -> npt.NDArray[np.object_]:
     """For each row, a uniformly random value of ``groups[group]`` (groups of any length)."""
     counts = np.array([len(g) for g in groups], dtype=np.int64)
     flat = np.empty(int(counts.sum()), dtype=object)
@@ -249,20 +313,28 @@ def _draw_households(rng: np.random.Generator, patients: int, clinics: int) -> _
     spouse = has_dependants & ~carer & (rng.random(count) < 0.35)
     u = rng.random(count)
     language = np.where(u < 0.005, OTHER, np.where(u < 0.305, SPANISH, ENGLISH))
-    return _Households(size=size, clinic=rng.integers(0, clinics, count), language=language,
-                       away=rng.random(count) < 0.02, carer=carer, spouse=spouse,
-                       phoneless=rng.random(count) < 0.025)  # fmt: skip
+    return _Households(
+        size=size,
+        clinic=rng.integers(0, clinics, count),
+        language=language,
+        away=rng.random(count) < 0.02,
+        carer=carer,
+        spouse=spouse,
+        phoneless=rng.random(count) < 0.025,
+    )
 
 
 def _draw_people(rng: np.random.Generator, hh: _Households, today: int) -> _People:
     n = int(hh.size.sum())
     household = np.repeat(np.arange(len(hh.size)), hh.size)
     member = np.arange(n) - np.repeat(np.cumsum(hh.size) - hh.size, hh.size)
-    role = np.where(member == 0, GUARANTOR,
-                    np.where((member == 1) & hh.spouse[household], SPOUSE, CHILD))  # fmt: skip
+    role = np.where(
+        member == 0, GUARANTOR, np.where((member == 1) & hh.spouse[household], SPOUSE, CHILD)
+    )
     with_children = np.bincount(household, weights=role == CHILD, minlength=len(hh.size)) > 0
-    parent = np.where(with_children, rng.integers(25, 56, len(hh.size)),
-                      rng.integers(25, 76, len(hh.size)))[household]  # fmt: skip
+    parent = np.where(
+        with_children, rng.integers(25, 56, len(hh.size)), rng.integers(25, 76, len(hh.size))
+    )[household]
     spouse_age = np.clip(parent + rng.integers(-6, 7, n), 21, 85)
     child_age = (rng.random(n) * (np.minimum(17, parent - 18) + 1)).astype(np.int64)
     age = np.where(role == GUARANTOR, parent, np.where(role == SPOUSE, spouse_age, child_age))
@@ -275,12 +347,19 @@ def _draw_people(rng: np.random.Generator, hh: _Households, today: int) -> _Peop
     status = np.where(follow, head, status)
     status = np.where((role == GUARANTOR) & hh.carer[household], NON_PATIENT, status)
     city = (hh.clinic % len(CITIES))[household]
-    return _People(household=household, role=role, age=age, birth=birth,
-                   city=city, status=status.astype(np.int64))  # fmt: skip
+    return _People(
+        household=household,
+        role=role,
+        age=age,
+        birth=birth,
+        city=city,
+        status=status.astype(np.int64),
+    )
 
 
-def _identity_columns(rng: np.random.Generator, hh: _Households, people: _People,
-                      clinics: int) -> dict[str, pd.Series]:  # fmt: skip
+def _identity_columns(
+    rng: np.random.Generator, hh: _Households, people: _People, clinics: int
+) -> dict[str, pd.Series]:
     n = len(people.household)
     ids = pd.Series(np.arange(1, n + 1)).astype("str")
     heads = (np.cumsum(hh.size) - hh.size)[people.household]
@@ -296,9 +375,9 @@ def _identity_columns(rng: np.random.Generator, hh: _Households, people: _People
     return columns
 
 
-def _names(rng: np.random.Generator, hh: _Households, people: _People) -> tuple[
-    pd.Series, pd.Series
-]:  # fmt: skip
+def _names(
+    rng: np.random.Generator, hh: _Households, people: _People
+) -> tuple[pd.Series, pd.Series]:
     n, households = len(people.household), len(hh.size)
     hispanic = rng.random(households) < np.where(
         hh.language == SPANISH, 0.95, np.where(hh.language == ENGLISH, 0.12, 0.0)
@@ -309,8 +388,9 @@ def _names(rng: np.random.Generator, hh: _Households, people: _People) -> tuple[
     family = np.where(hispanic & (rng.random(households) < 0.15), family + " " + second, family)
     spanish = hispanic[people.household]
     own_surname = (people.role == SPOUSE) & (rng.random(n) < np.where(spanish, 0.25, 0.15))
-    last = np.where(own_surname, _pick(rng, surnames, spanish.astype(np.int64)),
-                    family[people.household])  # fmt: skip
+    last = np.where(
+        own_surname, _pick(rng, surnames, spanish.astype(np.int64)), family[people.household]
+    )
     female = rng.random(n) < 0.5
     head_female = female[np.cumsum(hh.size) - hh.size][people.household]
     female = np.where(people.role == SPOUSE, ~head_female, female)
@@ -333,8 +413,9 @@ def _languages(rng: np.random.Generator, language: Ints, role: Ints) -> pd.Serie
     return english.where(language == ENGLISH, spanish.where(language == SPANISH, other))
 
 
-def _contact_columns(rng: np.random.Generator, hh: _Households,
-                     people: _People) -> dict[str, pd.Series]:  # fmt: skip
+def _contact_columns(
+    rng: np.random.Generator, hh: _Households, people: _People
+) -> dict[str, pd.Series]:
     phones = _phones(rng, hh, people)
     n, households = len(people.household), len(hh.size)
     region = 2 * (hh.clinic % len(CITIES)) + hh.away
@@ -343,9 +424,10 @@ def _contact_columns(rng: np.random.Generator, hh: _Households,
     postal = postal.where(rng.random(households) >= 0.05, postal + "-" + plus4)
     postal = postal.where(rng.random(households) >= 0.01, "")
     states = _take([r.state for r in _REGIONS], region)
-    dnc_words = _take(("false", "False", "no", "0", "FALSE", "", "true", "yes", "1", "TRUE"),
-                      rng.choice(10, n, p=(0.6, 0.1, 0.08, 0.06, 0.05, 0.1,
-                                           0.004, 0.003, 0.002, 0.001)))  # fmt: skip
+    dnc_words = _take(
+        ("false", "False", "no", "0", "FALSE", "", "true", "yes", "1", "TRUE"),
+        rng.choice(10, n, p=(0.6, 0.1, 0.08, 0.06, 0.05, 0.1, 0.004, 0.003, 0.002, 0.001)),
+    )
     return {
         **phones,
         "postal_code": postal.take(people.household).reset_index(drop=True),
@@ -372,11 +454,14 @@ def _phones(rng: np.random.Generator, hh: _Households, people: _People) -> dict[
     u = rng.random((3, n))
     teen = (role == CHILD) & (people.age >= 13)
     has = {
-        "mobile": np.where(role == GUARANTOR, u[0] < 0.88,
-                           np.where(role == SPOUSE, u[0] < 0.95, teen & (u[0] < 0.4))),
+        "mobile": np.where(
+            role == GUARANTOR,
+            u[0] < 0.88,
+            np.where(role == SPOUSE, u[0] < 0.95, teen & (u[0] < 0.4)),
+        ),
         "home": has_home[h] & ((role != CHILD) | (u[1] < 0.5)),
         "work": u[2] < np.where(role == GUARANTOR, 0.2, np.where(role == SPOUSE, 0.3, 0.0)),
-    }  # fmt: skip
+    }
     # Every guarantor leaves some number; households without one are the `phoneless` ones.
     has["mobile"] |= (role == GUARANTOR) & ~has["home"] & ~has["work"]
     values = {"mobile": mobile, "home": home.take(h).reset_index(drop=True), "work": work}
@@ -401,8 +486,9 @@ def _numbers(rng: np.random.Generator, area_codes: npt.NDArray[np.object_]) -> I
     return numbers + rng.integers(0, 10000, n)
 
 
-def _share_home_phones(rng: np.random.Generator, numbers: Ints, clinic: Ints,
-                       has_home: Bools) -> Ints:  # fmt: skip
+def _share_home_phones(
+    rng: np.random.Generator, numbers: Ints, clinic: Ints, has_home: Bools
+) -> Ints:
     """About 1% of households share a home number with another household of the same clinic."""
     shared = numbers.copy()
     homes = np.flatnonzero(has_home)
@@ -448,9 +534,7 @@ def _preferred(rng: np.random.Generator, phones: dict[str, pd.Series]) -> pd.Ser
     return chosen.where(named, "")
 
 
-def _draw_visits(rng: np.random.Generator, people: _People, today: int) -> tuple[
-    Bools, Ints, Ints
-]:  # fmt: skip
+def _draw_visits(rng: np.random.Generator, people: _People, today: int) -> tuple[Bools, Ints, Ints]:
     """(seen, last visit day, recall due day or 0); families often visit on the same day."""
     n, status = len(people.household), people.status
     edges = np.array([0, 6, 12, 18, 60, 120])
@@ -523,8 +607,9 @@ def _format_days(days: Ints, keep: Bools) -> pd.Series:
     return _blank_unless(_take(table.tolist(), np.clip(days, low, high) - low), keep)
 
 
-def _draw_appointments(rng: np.random.Generator, people: _People, seen: Bools, visit: Ints,
-                       recall: Ints, today: int) -> pd.DataFrame:  # fmt: skip
+def _draw_appointments(
+    rng: np.random.Generator, people: _People, seen: Bools, visit: Ints, recall: Ints, today: int
+) -> pd.DataFrame:
     """History (completed every ~6 months back from the last visit, some failed) and upcoming."""
     person_c, day_c = _completed(rng, people, seen, visit)
     person_f, day_f, status_f = _failed(rng, people, seen, visit, today)
@@ -540,19 +625,22 @@ def _draw_appointments(rng: np.random.Generator, people: _People, seen: Bools, v
     minute = OPEN_MINUTE + 10 * (rng.random(len(kind)) * slots).astype(np.int64)
     order = np.lexsort((person, minute, day))
     start = _format_starts(day[order], minute[order])
-    return pd.DataFrame({
-        "appointment_id": ("A" + pd.Series(np.arange(1, len(order) + 1)).astype("str")).array,
-        "patient_id": person[order],  # row numbers until generate_chain puts in the ids
-        "clinic_id": person[order],
-        "start_at": start.array,
-        "duration_minutes": duration[order],
-        "status": _take(APPOINTMENT_STATUSES, status[order]).array,
-        "kind": _take(APPOINTMENT_KINDS, kind[order]).array,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "appointment_id": ("A" + pd.Series(np.arange(1, len(order) + 1)).astype("str")).array,
+            "patient_id": person[order],  # row numbers until generate_chain puts in the ids
+            "clinic_id": person[order],
+            "start_at": start.array,
+            "duration_minutes": duration[order],
+            "status": _take(APPOINTMENT_STATUSES, status[order]).array,
+            "kind": _take(APPOINTMENT_KINDS, kind[order]).array,
+        }
+    )
 
 
-def _completed(rng: np.random.Generator, people: _People, seen: Bools,
-               visit: Ints) -> tuple[Ints, Ints]:  # fmt: skip
+def _completed(
+    rng: np.random.Generator, people: _People, seen: Bools, visit: Ints
+) -> tuple[Ints, Ints]:
     """Completed visits: the last visit, then about every six months before it."""
     count = np.where(seen, 1 + rng.poisson(2.05, len(seen)), 0)
     person = np.repeat(np.arange(len(seen)), count)
@@ -564,8 +652,9 @@ def _completed(rng: np.random.Generator, people: _People, seen: Bools,
     return person[keep], day[keep]
 
 
-def _failed(rng: np.random.Generator, people: _People, seen: Bools, visit: Ints,
-            today: int) -> tuple[Ints, Ints, Ints]:  # fmt: skip
+def _failed(
+    rng: np.random.Generator, people: _People, seen: Bools, visit: Ints, today: int
+) -> tuple[Ints, Ints, Ints]:
     """Cancelled, broken and no-show appointments in the past (lapsed ones near the last visit)."""
     status = people.status
     eligible = seen | (status == PROSPECTIVE)
@@ -581,16 +670,18 @@ def _failed(rng: np.random.Generator, people: _People, seen: Bools, visit: Ints,
     return person[keep], day[keep], kinds[keep]
 
 
-def _upcoming(rng: np.random.Generator, people: _People, recall: Ints,
-              today: int) -> tuple[Ints, Ints, Ints, Bools]:  # fmt: skip
+def _upcoming(
+    rng: np.random.Generator, people: _People, recall: Ints, today: int
+) -> tuple[Ints, Ints, Ints, Bools]:
     """Scheduled/confirmed in the next 0-60 days, mostly patients whose recall is about due.
 
     About a fifth fall 1-3 days out (reminder work); siblings are often booked the same day.
     """
     n, status = len(recall), people.status
     due = (recall > 0) & (recall - today >= -183) & (recall - today <= 60)
-    chance = np.where(status == ACTIVE, np.where(due, 0.75, 0.07),
-                      np.where(status == PROSPECTIVE, 0.3, 0.0))  # fmt: skip
+    chance = np.where(
+        status == ACTIVE, np.where(due, 0.75, 0.07), np.where(status == PROSPECTIVE, 0.3, 0.0)
+    )
     booked = rng.random(n) < chance
     households = int(people.household.max()) + 1
     family = _days_ahead(rng, households)[people.household]

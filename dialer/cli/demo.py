@@ -58,8 +58,11 @@ def render_demo(result: DemoResult) -> None:
     used = {reason for r in result.lists for reason in r.excluded}
     reasons = [reason for reason in all_reasons() if reason in used]
     counts = [[reason, *[r.excluded.get(reason, "-") for r in result.lists]] for reason in reasons]
-    out.print(table("Excluded patients by reason", ["reason", *[r.campaign for r in result.lists]],
-                    counts))  # fmt: skip
+    out.print(
+        table(
+            "Excluded patients by reason", ["reason", *[r.campaign for r in result.lists]], counts
+        )
+    )
     out.print(NEXT_STEPS, markup=False)
 
 

@@ -51,9 +51,12 @@ Example:
 
 
 @click.command("opendental", help=HELP)
-@click.option("--url", metavar="URL",
-              help="SQLAlchemy URL of the Open Dental database (default: "
-              "DIALER_OPENDENTAL_URL, which keeps the password out of shell history).")  # fmt: skip
+@click.option(
+    "--url",
+    metavar="URL",
+    help="SQLAlchemy URL of the Open Dental database (default: "
+    "DIALER_OPENDENTAL_URL, which keeps the password out of shell history).",
+)
 @json_option
 @pass_app
 def opendental(app: App, url: str | None, as_json: bool) -> None:
@@ -79,8 +82,11 @@ def render_results(results: list[OpenDentalResult], as_json: bool) -> None:
         out.print(f"({len(messages) - SHOWN_REJECTS} more rejected rows not shown)", markup=False)
     for result in results:
         if result.rejects_file:
-            out.print(f"Rejected {result.table} rows are in {result.rejects_file}; fix them in "
-                      "Open Dental and import again.", markup=False)  # fmt: skip
+            out.print(
+                f"Rejected {result.table} rows are in {result.rejects_file}; fix them in "
+                "Open Dental and import again.",
+                markup=False,
+            )
 
 
 COMMAND = opendental

@@ -23,20 +23,49 @@ from dialer.errors import ConfigError, DatabaseError, InputFileError
 
 SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "patient": (
-        "PatNum", "LName", "FName", "PatStatus", "Birthdate", "Guarantor", "ClinicNum",
-        "Language", "HmPhone", "WkPhone", "WirelessPhone", "Zip", "State",
-        "PreferContactMethod", "PreferConfirmMethod", "PreferRecallMethod",
+        "PatNum",
+        "LName",
+        "FName",
+        "PatStatus",
+        "Birthdate",
+        "Guarantor",
+        "ClinicNum",
+        "Language",
+        "HmPhone",
+        "WkPhone",
+        "WirelessPhone",
+        "Zip",
+        "State",
+        "PreferContactMethod",
+        "PreferConfirmMethod",
+        "PreferRecallMethod",
         "PreferContactConfidential",
     ),
-    "appointment": ("AptNum", "PatNum", "AptStatus", "Pattern", "Confirmed", "AptDateTime",
-                    "ClinicNum", "IsHygiene", "SecDateTEntry"),
-    "recall": ("RecallNum", "PatNum", "RecallTypeNum", "DateDue", "IsDisabled",
-               "DisableUntilDate", "DateScheduled"),
+    "appointment": (
+        "AptNum",
+        "PatNum",
+        "AptStatus",
+        "Pattern",
+        "Confirmed",
+        "AptDateTime",
+        "ClinicNum",
+        "IsHygiene",
+        "SecDateTEntry",
+    ),
+    "recall": (
+        "RecallNum",
+        "PatNum",
+        "RecallTypeNum",
+        "DateDue",
+        "IsDisabled",
+        "DisableUntilDate",
+        "DateScheduled",
+    ),
     "recalltype": ("RecallTypeNum", "Description"),
     "clinic": ("ClinicNum", "Description", "State", "Zip", "Phone", "TimeZone"),
     "definition": ("DefNum", "Category", "ItemName"),
     "preference": ("PrefName", "ValueString"),
-}  # fmt: skip
+}
 DATE_COLUMNS = frozenset({"Birthdate", "DateDue", "DisableUntilDate", "DateScheduled"})
 DATETIME_COLUMNS = frozenset({"AptDateTime", "SecDateTEntry"})
 APPT_CONFIRMED_CATEGORY = "2"
@@ -52,8 +81,10 @@ def source_engine(url: str) -> Engine:
         parsed: URL = make_url(url)
     except ArgumentError as exc:
         # Not echoed: a URL that does not parse may still hold a password.
-        raise ConfigError("The Open Dental URL is not a database URL (expected e.g. "
-                          "mysql+pymysql://user:password@host/opendental)") from exc  # fmt: skip
+        raise ConfigError(
+            "The Open Dental URL is not a database URL (expected e.g. "
+            "mysql+pymysql://user:password@host/opendental)"
+        ) from exc
     if parsed.drivername in ("mysql", "mariadb"):
         parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
     masked = parsed.render_as_string(hide_password=True)
@@ -63,8 +94,10 @@ def source_engine(url: str) -> Engine:
     try:
         return sa.create_engine(parsed)
     except ImportError as exc:
-        raise ConfigError("Reading an Open Dental database on MySQL or MariaDB needs PyMySQL: "
-                          "pip install 'dialer[opendental]'") from exc  # fmt: skip
+        raise ConfigError(
+            "Reading an Open Dental database on MySQL or MariaDB needs PyMySQL: "
+            "pip install 'dialer[opendental]'"
+        ) from exc
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigError(f"Cannot use the Open Dental URL {masked}: {exc}") from exc
 
@@ -102,8 +135,9 @@ def check_source(conn: Connection, masked: str) -> dict[str, tuple[str, dict[str
             problems.append(f"table {table} has no column{plural} {', '.join(lacking)}")
         found[table] = (tables[table], columns)
     if problems:
-        raise InputFileError(f"Open Dental database {masked}: {'; '.join(problems)}; "
-                             "nothing was imported")  # fmt: skip
+        raise InputFileError(
+            f"Open Dental database {masked}: {'; '.join(problems)}; nothing was imported"
+        )
     return found
 
 
@@ -120,8 +154,12 @@ def read_frame(conn: Connection, table: str, names: tuple[str, dict[str, str]]) 
     if table == "preference":
         query = query.where(cols["PrefName"].in_([*PRACTICE_PREFERENCES, CONFIRMED_PREFERENCE]))
     rows = conn.execute(query.order_by(cols[needed[0]])).all()
-    frame = pd.DataFrame([[text(value) for value in row] for row in rows], columns=list(needed),
-                         index=pd.RangeIndex(1, len(rows) + 1), dtype=object)  # fmt: skip
+    frame = pd.DataFrame(
+        [[text(value) for value in row] for row in rows],
+        columns=list(needed),
+        index=pd.RangeIndex(1, len(rows) + 1),
+        dtype=object,
+    )
     for name in needed:
         if name in DATE_COLUMNS or name in DATETIME_COLUMNS:
             frame[name] = date_cells(frame[name], with_time=name in DATETIME_COLUMNS)

@@ -94,8 +94,14 @@ from dialer.store.models import AppointmentStatus, PatientStatus, Recall
 SOURCE = "opendental"
 KEYS = {"clinic": "ClinicNum", "patient": "PatNum", "appointment": "AptNum", "recall": "RecallNum"}
 
-PAT_STATUS = {"0": "active", "1": "non_patient", "2": "inactive", "3": "archived",
-              "5": "deceased", "6": "prospective"}  # fmt: skip
+PAT_STATUS = {
+    "0": "active",
+    "1": "non_patient",
+    "2": "inactive",
+    "3": "archived",
+    "5": "deceased",
+    "6": "prospective",
+}
 PAT_DELETED = "4"
 APT_STATUS = {"1": "scheduled", "2": "completed", "5": "broken"}
 NOT_APPOINTMENTS = frozenset({"3", "6", "7", "8"})
@@ -126,10 +132,14 @@ GUARANTOR_REJECTED = "guarantor_id: the guarantor's own row is rejected"
 BAD_ZONE = "timezone: expected an IANA time zone such as America/Chicago"
 BAD_PAT_STATUS = f"status: expected one of {', '.join(s.value for s in PatientStatus)}"
 BAD_APT_STATUS = f"status: expected one of {', '.join(s.value for s in AppointmentStatus)}"
-ZONE_HELP = ("TimeZone: not an IANA zone, and neither Zip nor State gives one; set a US Zip or "
-             "State, or an IANA TimeZone such as America/New_York")  # fmt: skip
-PRACTICE_ZONE_HELP = ("TimeZone: the practice (ClinicNum 0) has no zone; set the preference "
-                      "PracticeZip (or PracticeST) to a US ZIP code (or state)")  # fmt: skip
+ZONE_HELP = (
+    "TimeZone: not an IANA zone, and neither Zip nor State gives one; set a US Zip or "
+    "State, or an IANA TimeZone such as America/New_York"
+)
+PRACTICE_ZONE_HELP = (
+    "TimeZone: the practice (ClinicNum 0) has no zone; set the preference "
+    "PracticeZip (or PracticeST) to a US ZIP code (or state)"
+)
 
 
 @dataclass
@@ -140,8 +150,16 @@ class OpenDentalResult(ImportResult):
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` shape of one table."""
-        names = ("rows", "inserted", "updated", "unchanged", "rejected", "skipped", "deleted",
-                 "rejects_file")  # fmt: skip
+        names = (
+            "rows",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "skipped",
+            "deleted",
+            "rejects_file",
+        )
         return {"table": self.table, **{name: getattr(self, name) for name in names}}
 
 
@@ -189,11 +207,14 @@ def raw_table(name: str, original: pd.DataFrame, cells: pd.DataFrame) -> RawTabl
     """A :class:`RawTable` over source rows (whose index is the row number), for the canonical
     checks and the rejects file."""
     return RawTable(
-        path=Path(f"{SOURCE}:{name}"), encoding="", original_columns=list(original.columns),
-        original=original.reset_index(drop=True), cells=cells.reset_index(drop=True),
+        path=Path(f"{SOURCE}:{name}"),
+        encoding="",
+        original_columns=list(original.columns),
+        original=original.reset_index(drop=True),
+        cells=cells.reset_index(drop=True),
         lines=original.index.to_numpy(dtype=np.int64),
         shape_errors=pd.Series("", index=range(len(original)), dtype=object),
-    )  # fmt: skip
+    )
 
 
 def prepare(frames: dict[str, pd.DataFrame]) -> Prepared:
@@ -203,29 +224,44 @@ def prepare(frames: dict[str, pd.DataFrame]) -> Prepared:
     not_appointments = appointments["AptStatus"].isin(NOT_APPOINTMENTS)
     patients, appointments = patients[~deleted], appointments[~not_appointments]
     uses_practice = PRACTICE_CLINIC in set(patients["ClinicNum"]) | set(appointments["ClinicNum"])
-    prefs = dict(zip(frames["preference"]["PrefName"], frames["preference"]["ValueString"],
-                     strict=True))  # fmt: skip
+    prefs = dict(
+        zip(frames["preference"]["PrefName"], frames["preference"]["ValueString"], strict=True)
+    )
     confirmed = confirmed_statuses(frames["definition"], prefs)
     types = recall_types(frames["recalltype"])
     tables = {
         "clinic": clinic_table(frames["clinic"], prefs if uses_practice else None),
         "patient": raw_table("patient", patients, patient_cells(patients)),
-        "appointment": raw_table("appointment", appointments,
-                                 appointment_cells(appointments, confirmed)),
+        "appointment": raw_table(
+            "appointment", appointments, appointment_cells(appointments, confirmed)
+        ),
         "recall": recall_table(frames["recall"], types),
-    }  # fmt: skip
-    skipped = {"clinic": 0, "patient": int(deleted.sum()),
-               "appointment": int(not_appointments.sum()), "recall": 0}  # fmt: skip
-    return Prepared(tables=tables, skipped=skipped, recall_types=types,
-                    deleted_patients=set(frames["patient"].loc[deleted, "PatNum"]))  # fmt: skip
+    }
+    skipped = {
+        "clinic": 0,
+        "patient": int(deleted.sum()),
+        "appointment": int(not_appointments.sum()),
+        "recall": 0,
+    }
+    return Prepared(
+        tables=tables,
+        skipped=skipped,
+        recall_types=types,
+        deleted_patients=set(frames["patient"].loc[deleted, "PatNum"]),
+    )
 
 
 def clinic_table(clinics: pd.DataFrame, prefs: dict[str, str] | None) -> RawTable:
     """Clinic rows, and the practice as clinic 0 (row 0) from ``prefs`` when it is used."""
     if prefs is not None:
-        practice = {"ClinicNum": PRACTICE_CLINIC, "Description": prefs.get("PracticeTitle", ""),
-                    "State": prefs.get("PracticeST", ""), "Zip": prefs.get("PracticeZip", ""),
-                    "Phone": prefs.get("PracticePhone", ""), "TimeZone": ""}  # fmt: skip
+        practice = {
+            "ClinicNum": PRACTICE_CLINIC,
+            "Description": prefs.get("PracticeTitle", ""),
+            "State": prefs.get("PracticeST", ""),
+            "Zip": prefs.get("PracticeZip", ""),
+            "Phone": prefs.get("PracticePhone", ""),
+            "TimeZone": "",
+        }
         clinics = pd.concat([pd.DataFrame([practice], index=[0], dtype=object), clinics])
     zones = [
         clinic_zone(tz, zip_code, state)
@@ -233,11 +269,15 @@ def clinic_table(clinics: pd.DataFrame, prefs: dict[str, str] | None) -> RawTabl
             clinics["TimeZone"], clinics["Zip"], clinics["State"], strict=True
         )
     ]
-    cells = pd.DataFrame({
-        "clinic_id": clinics["ClinicNum"], "name": clinics["Description"],
-        "timezone": pd.Series(zones, index=clinics.index, dtype=object),
-        "state": clinics["State"], "phone": clinics["Phone"],
-    })  # fmt: skip
+    cells = pd.DataFrame(
+        {
+            "clinic_id": clinics["ClinicNum"],
+            "name": clinics["Description"],
+            "timezone": pd.Series(zones, index=clinics.index, dtype=object),
+            "state": clinics["State"],
+            "phone": clinics["Phone"],
+        }
+    )
     return raw_table("clinic", clinics, cells)
 
 
@@ -254,27 +294,37 @@ def state_zones() -> dict[str, str]:
     zones: dict[str, set[str]] = {}
     for row in zipcodes.list_all():  # type: ignore[no-untyped-call]
         zones.setdefault(row.get("state") or "", set()).add(row.get("timezone") or "")
-    return {state: next(iter(found)) for state, found in zones.items()
-            if len(found) == 1 and geo.is_timezone(next(iter(found)))}  # fmt: skip
+    return {
+        state: next(iter(found))
+        for state, found in zones.items()
+        if len(found) == 1 and geo.is_timezone(next(iter(found)))
+    }
 
 
 def patient_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Canonical patient cells (unknown PatStatus values are passed on to be rejected)."""
     status = frame["PatStatus"].map(PAT_STATUS)
     dnc = frame[list(DNC_COLUMNS)].isin([DO_NOT_CALL]).any(axis=1)
-    return pd.DataFrame({
-        "patient_id": frame["PatNum"], "clinic_id": frame["ClinicNum"],
-        "first_name": frame["FName"], "last_name": frame["LName"],
-        "birth_date": frame["Birthdate"],
-        "guarantor_id": frame["Guarantor"].where(frame["Guarantor"].ne("0"), ""),
-        "language": frame["Language"], "mobile_phone": frame["WirelessPhone"],
-        "home_phone": frame["HmPhone"], "work_phone": frame["WkPhone"],
-        "postal_code": frame["Zip"], "state": frame["State"],
-        "preferred_phone": preferred_phones(frame),
-        "do_not_call": dnc.map({True: "true", False: "false"}).astype(object),
-        "status": status.where(status.notna(), frame["PatStatus"]).astype(object),
-        "last_visit_date": "",
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "patient_id": frame["PatNum"],
+            "clinic_id": frame["ClinicNum"],
+            "first_name": frame["FName"],
+            "last_name": frame["LName"],
+            "birth_date": frame["Birthdate"],
+            "guarantor_id": frame["Guarantor"].where(frame["Guarantor"].ne("0"), ""),
+            "language": frame["Language"],
+            "mobile_phone": frame["WirelessPhone"],
+            "home_phone": frame["HmPhone"],
+            "work_phone": frame["WkPhone"],
+            "postal_code": frame["Zip"],
+            "state": frame["State"],
+            "preferred_phone": preferred_phones(frame),
+            "do_not_call": dnc.map({True: "true", False: "false"}).astype(object),
+            "status": status.where(status.notna(), frame["PatStatus"]).astype(object),
+            "last_visit_date": "",
+        }
+    )
 
 
 def preferred_phones(frame: pd.DataFrame) -> pd.Series:
@@ -303,31 +353,42 @@ def appointment_cells(frame: pd.DataFrame, confirmed: set[str]) -> pd.DataFrame:
     status = status.where(status.notna(), frame["AptStatus"]).astype(object)
     status[status.eq("scheduled") & frame["Confirmed"].isin(confirmed)] = "confirmed"
     minutes = frame["Pattern"].str.len().mul(5).astype(str)
-    return pd.DataFrame({
-        "appointment_id": frame["AptNum"], "patient_id": frame["PatNum"],
-        "clinic_id": frame["ClinicNum"], "start_at": frame["AptDateTime"],
-        "duration_minutes": minutes.where(frame["Pattern"].ne(""), ""),
-        "status": status,
-        "kind": np.where(frame["IsHygiene"].eq("1"), "hygiene", "other"),
-        "booked_at": frame["SecDateTEntry"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "appointment_id": frame["AptNum"],
+            "patient_id": frame["PatNum"],
+            "clinic_id": frame["ClinicNum"],
+            "start_at": frame["AptDateTime"],
+            "duration_minutes": minutes.where(frame["Pattern"].ne(""), ""),
+            "status": status,
+            "kind": np.where(frame["IsHygiene"].eq("1"), "hygiene", "other"),
+            "booked_at": frame["SecDateTEntry"],
+        }
+    )
 
 
 def recall_types(frame: pd.DataFrame) -> dict[str, str]:
     """RecallTypeNum -> Description in lower case with spaces as underscores."""
-    return {num: "_".join(desc.lower().split()) for num, desc in
-            zip(frame["RecallTypeNum"], frame["Description"], strict=True)}  # fmt: skip
+    return {
+        num: "_".join(desc.lower().split())
+        for num, desc in zip(frame["RecallTypeNum"], frame["Description"], strict=True)
+    }
 
 
 def recall_table(frame: pd.DataFrame, types: dict[str, str]) -> RawTable:
     """Recall cells under the store's column names."""
-    cells = pd.DataFrame({
-        "recall_id": frame["RecallNum"], "patient_id": frame["PatNum"],
-        "type_num": frame["RecallTypeNum"],
-        "recall_type": frame["RecallTypeNum"].map(types).fillna("").astype(object),
-        "due_date": frame["DateDue"], "disabled": frame["IsDisabled"],
-        "disabled_until": frame["DisableUntilDate"], "scheduled_date": frame["DateScheduled"],
-    })  # fmt: skip
+    cells = pd.DataFrame(
+        {
+            "recall_id": frame["RecallNum"],
+            "patient_id": frame["PatNum"],
+            "type_num": frame["RecallTypeNum"],
+            "recall_type": frame["RecallTypeNum"].map(types).fillna("").astype(object),
+            "due_date": frame["DateDue"],
+            "disabled": frame["IsDisabled"],
+            "disabled_until": frame["DisableUntilDate"],
+            "scheduled_date": frame["DateScheduled"],
+        }
+    )
     return raw_table("recall", frame, cells)
 
 
@@ -339,18 +400,21 @@ def add_errors(errors: pd.Series, mask: pd.Series, message: str | pd.Series) -> 
     messages = message if isinstance(message, pd.Series) else pd.Series(message, index=errors.index)
     out = errors.copy()
     hit = mask.reindex(errors.index, fill_value=False).astype(bool)
-    out[hit] = [f"{old}; {new}" if old else new
-                for old, new in zip(out[hit], messages[hit], strict=True)]  # fmt: skip
+    out[hit] = [
+        f"{old}; {new}" if old else new for old, new in zip(out[hit], messages[hit], strict=True)
+    ]
     return out
 
 
-def explain(errors: pd.Series, message: str, refs: pd.Series,
-            reason: Callable[[str], str]) -> pd.Series:  # fmt: skip
+def explain(
+    errors: pd.Series, message: str, refs: pd.Series, reason: Callable[[str], str]
+) -> pd.Series:
     """Replace a canonical ``message`` by the Open Dental reason for each row's reference."""
     out = errors.copy()
     hit = out.str.contains(message, regex=False)
-    out[hit] = [error.replace(message, reason(ref))
-                for error, ref in zip(out[hit], refs[hit], strict=True)]  # fmt: skip
+    out[hit] = [
+        error.replace(message, reason(ref)) for error, ref in zip(out[hit], refs[hit], strict=True)
+    ]
     return out
 
 
@@ -389,11 +453,19 @@ def check_patients(table: RawTable, lookups: Lookups, outcome: Outcome) -> Check
         lambda s: f"PatStatus: {s or 'blank'} is not a patient status (0-6)",
     )
     errors = explain(errors, NO_CLINIC, cells["clinic_id"], outcome.clinic_reason)
-    errors = explain(errors, NO_GUARANTOR, cells["guarantor_id"],
-                     lambda p: outcome.patient_reason("Guarantor", p))  # fmt: skip
+    errors = explain(
+        errors,
+        NO_GUARANTOR,
+        cells["guarantor_id"],
+        lambda p: outcome.patient_reason("Guarantor", p),
+    )
     # Patients of this table are not in ``outcome`` yet: the canonical check knows this one.
-    checked.errors = explain(errors, GUARANTOR_REJECTED, cells["guarantor_id"], lambda p: (
-        f"Guarantor: patient {p} is rejected (see {rejects_name('patient')})"))  # fmt: skip
+    checked.errors = explain(
+        errors,
+        GUARANTOR_REJECTED,
+        cells["guarantor_id"],
+        lambda p: f"Guarantor: patient {p} is rejected (see {rejects_name('patient')})",
+    )
     return checked
 
 
@@ -401,12 +473,19 @@ def check_appointments(table: RawTable, lookups: Lookups, outcome: Outcome) -> C
     """The canonical appointment check, with Open Dental reasons."""
     cells = table.cells
     checked = canonical.check_appointments(table, MAPPING, lookups)
-    errors = explain(checked.errors, BAD_APT_STATUS, cells["status"],
-                     lambda s: f"AptStatus: {s or 'blank'} is not 1 (scheduled), 2 (complete) "
-                               "or 5 (broken), nor 3, 6, 7 or 8 (not appointments)")  # fmt: skip
+    errors = explain(
+        checked.errors,
+        BAD_APT_STATUS,
+        cells["status"],
+        lambda s: (
+            f"AptStatus: {s or 'blank'} is not 1 (scheduled), 2 (complete) "
+            "or 5 (broken), nor 3, 6, 7 or 8 (not appointments)"
+        ),
+    )
     errors = explain(errors, NO_CLINIC, cells["clinic_id"], outcome.clinic_reason)
-    errors = explain(errors, NO_PATIENT, cells["patient_id"],
-                     lambda p: outcome.patient_reason("PatNum", p))  # fmt: skip
+    errors = explain(
+        errors, NO_PATIENT, cells["patient_id"], lambda p: outcome.patient_reason("PatNum", p)
+    )
     checked.errors = errors
     return checked
 
@@ -414,11 +493,19 @@ def check_appointments(table: RawTable, lookups: Lookups, outcome: Outcome) -> C
 def check_recalls(table: RawTable, lookups: Lookups, outcome: Outcome) -> Checked:
     """Recalls: a live patient, a named recall type, dates, and one row per (patient, type)."""
     cells, types = table.cells, outcome.prepared.recall_types
-    values = pd.DataFrame({"external_id": cells["recall_id"], "recall_type": cells["recall_type"],
-                           "patient_id": cells["patient_id"].map(lookups.patients)})  # fmt: skip
+    values = pd.DataFrame(
+        {
+            "external_id": cells["recall_id"],
+            "recall_type": cells["recall_type"],
+            "patient_id": cells["patient_id"].map(lookups.patients),
+        }
+    )
     masks: list[tuple[pd.Series, str]] = []
-    for column, name in (("due_date", "DateDue"), ("disabled_until", "DisableUntilDate"),
-                         ("scheduled_date", "DateScheduled")):  # fmt: skip
+    for column, name in (
+        ("due_date", "DateDue"),
+        ("disabled_until", "DisableUntilDate"),
+        ("scheduled_date", "DateScheduled"),
+    ):
         values[column], bad = v.parse_dates(cells[column], MAPPING.date_format)
         masks.append((bad, f"{name}: expected a date as YYYY-MM-DD"))
     disabled, bad = v.parse_booleans(cells["disabled"])
@@ -430,9 +517,13 @@ def check_recalls(table: RawTable, lookups: Lookups, outcome: Outcome) -> Checke
         cells["patient_id"].map(lambda p: outcome.patient_reason("PatNum", p)),
     )
     known = cells["type_num"].isin(types.keys())
-    reasons = cells["type_num"].map(lambda n: f"RecallTypeNum: recall type {n} has no Description"
-                                    if n in types else f"RecallTypeNum: no recall type {n} in "
-                                    "recalltype")  # fmt: skip
+    reasons = cells["type_num"].map(
+        lambda n: (
+            f"RecallTypeNum: recall type {n} has no Description"
+            if n in types
+            else f"RecallTypeNum: no recall type {n} in recalltype"
+        )
+    )
     errors = add_errors(errors, ~known | cells["recall_type"].eq(""), reasons)
     errors = add_errors(too_long(errors, cells), *duplicate_recalls(cells))
     return Checked(values=values, errors=errors, repeat=pd.Series(False, index=cells.index))
@@ -446,16 +537,25 @@ def duplicate_recalls(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     for _, group in cells[dup].groupby(pair[dup]).groups.items():
         first = cells.loc[group[0]]
         nums = ", ".join(cells.loc[group, "recall_id"])
-        messages[group] = (f"PatNum, RecallTypeNum: patient {first['patient_id']} has "
-                           f"{len(group)} {first['recall_type']} recalls (RecallNum {nums}); "
-                           "keep one in Open Dental")  # fmt: skip
+        messages[group] = (
+            f"PatNum, RecallTypeNum: patient {first['patient_id']} has "
+            f"{len(group)} {first['recall_type']} recalls (RecallNum {nums}); "
+            "keep one in Open Dental"
+        )
     return dup, messages
 
 
 # Writing ---------------------------------------------------------------------------------
 
-RECALL_FIELDS = ["patient_id", "recall_type", "external_id", "due_date", "disabled",
-                 "disabled_until", "scheduled_date"]  # fmt: skip
+RECALL_FIELDS = [
+    "patient_id",
+    "recall_type",
+    "external_id",
+    "due_date",
+    "disabled",
+    "disabled_until",
+    "scheduled_date",
+]
 
 
 def write_recalls(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
@@ -465,29 +565,48 @@ def write_recalls(conn: Connection, rows: FileRows) -> tuple[int, int, int]:
     accepted["patient_id"] = accepted["patient_id"].astype("int64")
     accepted["source_hash"] = canonical.row_hashes(accepted[RECALL_FIELDS])
     columns = ["patient_id", "recall_type", "id", "stored_hash", "deleted_at", "stored_source"]
-    stored = pd.DataFrame(conn.execute(sa.select(
-        Recall.patient_id, Recall.recall_type, Recall.id, Recall.source_hash, Recall.deleted_at,
-        Recall.source)).all(), columns=columns).astype({"patient_id": "int64"})  # fmt: skip
+    stored = pd.DataFrame(
+        conn.execute(
+            sa.select(
+                Recall.patient_id,
+                Recall.recall_type,
+                Recall.id,
+                Recall.source_hash,
+                Recall.deleted_at,
+                Recall.source,
+            )
+        ).all(),
+        columns=columns,
+    ).astype({"patient_id": "int64"})
     merged = accepted.merge(stored, on=["patient_id", "recall_type"], how="left")
     is_new = merged["id"].isna()
-    same = (merged["stored_hash"].eq(merged["source_hash"]) & merged["deleted_at"].isna()
-            & merged["stored_source"].eq(rows.source))  # fmt: skip
+    same = (
+        merged["stored_hash"].eq(merged["source_hash"])
+        & merged["deleted_at"].isna()
+        & merged["stored_source"].eq(rows.source)
+    )
     changed = merged[~is_new & ~same]
     # Rows naming a live patient and a type are present, rejected ones too (as in the CSV
     # snapshot): only pairs gone from Open Dental, or whose patient is gone, are deleted.
     values = checked.values[checked.values["patient_id"].notna()]
     present = set(zip(values["patient_id"].astype("int64"), values["recall_type"], strict=True))
     live = stored[stored["deleted_at"].isna() & stored["stored_source"].eq(rows.source)]
-    stale = [{"b_id": int(i), "d_at": now} for i, p, t in
-             zip(live["id"], live["patient_id"], live["recall_type"], strict=True)
-             if (p, t) not in present]  # fmt: skip
+    stale = [
+        {"b_id": int(i), "d_at": now}
+        for i, p, t in zip(live["id"], live["patient_id"], live["recall_type"], strict=True)
+        if (p, t) not in present
+    ]
     stamp = {"source": rows.source, "updated_at": now, "deleted_at": None}
     table = cast(sa.Table, Recall.__table__)
     by_id = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
     for part in chunks([{**r, **stamp, "created_at": now} for r in recall_records(merged[is_new])]):
         conn.execute(sa.insert(table), part)
-    for part in chunks([{**r, **stamp, "b_id": int(i)} for r, i in
-                        zip(recall_records(changed), changed["id"], strict=True)]):  # fmt: skip
+    for part in chunks(
+        [
+            {**r, **stamp, "b_id": int(i)}
+            for r, i in zip(recall_records(changed), changed["id"], strict=True)
+        ]
+    ):
         conn.execute(by_id, part)
     for part in chunks(stale):
         conn.execute(by_id.values(deleted_at=sa.bindparam("d_at"), updated_at=now), part)
@@ -498,8 +617,10 @@ def recall_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Plain Python values (None for missing) of the recall fields and hash."""
     names = [*RECALL_FIELDS, "source_hash"]
     out = frame[names].astype(object).where(frame[names].notna(), None)
-    return [{str(k): (int(x) if k == "patient_id" else x) for k, x in row.items()}
-            for row in out.to_dict("records")]  # fmt: skip
+    return [
+        {str(k): (int(x) if k == "patient_id" else x) for k, x in row.items()}
+        for row in out.to_dict("records")
+    ]
 
 
 Checker = Callable[[RawTable, Lookups, Outcome], Checked]
@@ -516,8 +637,9 @@ def steps() -> list[tuple[str, Checker, Writer]]:
     ]
 
 
-def import_opendental(engine: Engine, source_url: str, *, now: datetime | None = None,
-                      rejects_dir: Path | None = None) -> list[OpenDentalResult]:  # fmt: skip
+def import_opendental(
+    engine: Engine, source_url: str, *, now: datetime | None = None, rejects_dir: Path | None = None
+) -> list[OpenDentalResult]:
     """Import an Open Dental database into the store in one transaction; counts per table.
 
     Rejected rows go to ``opendental-<table>.rejects.csv`` in ``rejects_dir`` (default: the
@@ -541,8 +663,13 @@ def import_opendental(engine: Engine, source_url: str, *, now: datetime | None =
     return results
 
 
-def write_all(conn: Connection, prepared: Prepared, now: datetime, folder: Path,
-              staged: list[tuple[Path | None, Path]]) -> list[OpenDentalResult]:  # fmt: skip
+def write_all(
+    conn: Connection,
+    prepared: Prepared,
+    now: datetime,
+    folder: Path,
+    staged: list[tuple[Path | None, Path]],
+) -> list[OpenDentalResult]:
     """Check and write every table inside the caller's transaction, staging the rejects."""
     outcome = Outcome(prepared=prepared)
     results: list[OpenDentalResult] = []
@@ -563,17 +690,27 @@ def write_all(conn: Connection, prepared: Prepared, now: datetime, folder: Path,
     return results
 
 
-def table_result(name: str, table: RawTable, checked: Checked, counts: tuple[int, int, int],
-                 skipped: int) -> OpenDentalResult:  # fmt: skip
+def table_result(
+    name: str, table: RawTable, checked: Checked, counts: tuple[int, int, int], skipped: int
+) -> OpenDentalResult:
     """Counts and reject messages of one table (messages never hold a cell value)."""
     bad = checked.errors.ne("")
     keys = table.original.loc[bad.to_numpy(), KEYS[name]]
     rows, rejected = len(table.cells), int(bad.sum())
     inserted, updated, deleted = counts
     return OpenDentalResult(
-        file=str(table.path), table=name, kind=f"{name}s", rows=rows, inserted=inserted,
-        updated=updated, unchanged=rows - inserted - updated - rejected, rejected=rejected,
-        skipped=skipped, deleted=deleted,
-        messages=[f"{name} {KEYS[name]} {key}: {error}"
-                  for key, error in zip(keys, checked.errors[bad], strict=True)],
-    )  # fmt: skip
+        file=str(table.path),
+        table=name,
+        kind=f"{name}s",
+        rows=rows,
+        inserted=inserted,
+        updated=updated,
+        unchanged=rows - inserted - updated - rejected,
+        rejected=rejected,
+        skipped=skipped,
+        deleted=deleted,
+        messages=[
+            f"{name} {KEYS[name]} {key}: {error}"
+            for key, error in zip(keys, checked.errors[bad], strict=True)
+        ],
+    )

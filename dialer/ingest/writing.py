@@ -129,8 +129,9 @@ def _hash_extra(frame: pd.DataFrame) -> list[str]:
     return [*extra, "recall_due_date"] if "recall_due_date" in frame.columns else extra
 
 
-def apply_plan(conn: Connection, table: Table, plan: Plan, fields: list[str],
-               rows: FileRows) -> None:  # fmt: skip
+def apply_plan(
+    conn: Connection, table: Table, plan: Plan, fields: list[str], rows: FileRows
+) -> None:
     """Insert new rows, update changed ones (undeleting them), mark stale ones deleted."""
     stamp = {"source": rows.source, "updated_at": rows.now, "deleted_at": None}
     new = records(plan.new, [*fields, "source_hash"])
@@ -152,8 +153,9 @@ def apply_plan(conn: Connection, table: Table, plan: Plan, fields: list[str],
         done += len(part)
         rows.advance(done)
     stale = [{"b_id": i, "deleted_at": rows.now, "updated_at": rows.now} for i in plan.stale_ids]
-    deleted = statement.values(deleted_at=bindparam("deleted_at"),
-                               updated_at=bindparam("updated_at"))  # fmt: skip
+    deleted = statement.values(
+        deleted_at=bindparam("deleted_at"), updated_at=bindparam("updated_at")
+    )
     for part in chunks(stale):
         conn.execute(deleted, part)
 

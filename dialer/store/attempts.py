@@ -112,6 +112,7 @@ class EngineStore:
         self._pending = 0
         self._queued_since: datetime | None = None
         self._cursors: dict[tuple[int, str], int] = {}  # (list, pool) -> last fresh rank taken
+        self._insert_cache: dict[tuple[str, ...], str] = {}
         self.fast = FastPath(engine)
 
     # Campaigns and PSRs -----------------------------------------------------------------
@@ -165,20 +166,35 @@ class EngineStore:
             return []
         e, h = DialListEntry, CampaignHousehold
         pool = e.language == "es" if language == "es" else e.language != "es"
-        columns = (e.entry_id, e.clinic_id, e.phones, e.timezones, e.states, e.language,
-                   e.patient_ids, e.rank, h.attempts, h.phone_index, h.next_attempt_at)  # fmt: skip
+        columns = (
+            e.entry_id,
+            e.clinic_id,
+            e.phones,
+            e.timezones,
+            e.states,
+            e.language,
+            e.patient_ids,
+            e.rank,
+            h.attempts,
+            h.phone_index,
+            h.next_attempt_at,
+        )
         claimable = and_(
-            e.dial_list_id == info.list_id, pool, h.done.is_(False),
+            e.dial_list_id == info.list_id,
+            pool,
+            h.done.is_(False),
             or_(h.claimed_until.is_(None), h.claimed_until < now),
             h.attempts < info.model.calling.max_attempts,
-        )  # fmt: skip
+        )
         cursor_key = (info.list_id, language)
         cursor = self._cursors.get(cursor_key, 0)
         retries = (
-            select(*columns).join(e, e.entry_id == h.id)
+            select(*columns)
+            .join(e, e.entry_id == h.id)
             .where(claimable, h.campaign_id == info.id, h.next_attempt_at <= now)
-            .order_by(e.rank).limit(limit)
-        )  # fmt: skip
+            .order_by(e.rank)
+            .limit(limit)
+        )
         with self.engine.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
             if postgres:
@@ -186,11 +202,16 @@ class EngineStore:
             rows = list(conn.execute(retries).all())
             if len(rows) < limit:
                 fresh = (
-                    select(*columns).join(h, h.id == e.entry_id)
-                    .where(claimable, e.rank > cursor,
-                           or_(h.next_attempt_at.is_(None), h.next_attempt_at <= now))
-                    .order_by(e.rank).limit(limit - len(rows))
-                )  # fmt: skip
+                    select(*columns)
+                    .join(h, h.id == e.entry_id)
+                    .where(
+                        claimable,
+                        e.rank > cursor,
+                        or_(h.next_attempt_at.is_(None), h.next_attempt_at <= now),
+                    )
+                    .order_by(e.rank)
+                    .limit(limit - len(rows))
+                )
                 if postgres:
                     fresh = fresh.with_for_update(of=h, skip_locked=True)
                 taken = list(conn.execute(fresh).all())
@@ -265,55 +286,62 @@ class EngineStore:
 
     # Launching ----------------------------------------------------------------------------
 
-    def _blocked(self, launches: list[Launch], campaign: str) -> set[str]:
-        """Numbers of these launches that are do-not-call or retired as of now."""
-        phones = sorted({launch.entry.phone for launch in launches if launch.entry.phone})
-        if not phones:
-            return set()
-        clinics = {launch.entry.phone: launch.entry.clinic_id for launch in launches}
-        marks = self.fast.marks(len(phones))
-        rows = self.fast.execute(
-            f"SELECT phone, scope, clinic_id, campaign FROM dnc_entries "
-            f"WHERE removed_at IS NULL AND phone IN ({marks}) "
-            f"UNION ALL SELECT phone, 'retired', NULL, NULL FROM retired_phones "
-            f"WHERE restored_at IS NULL AND phone IN ({marks})",
-            [*phones, *phones],
-        )
-        return {
-            phone
-            for phone, scope, clinic_id, name in rows
-            if scope in ("global", "retired")
-            or (scope == "campaign" and name == campaign)
-            or (scope == "clinic" and clinic_id == clinics.get(phone))
-        }
-
     def launch(self, launches: list[Launch], campaign: str) -> list[int | None]:
         """Commit the attempts (and the queued writes, when enough have gathered); None for a
-        launch whose number turned out to be do-not-call or retired at this last check."""
+        launch whose number turned out to be do-not-call or retired at this last check.
+
+        The check and the insert are one statement (``INSERT ... SELECT ... WHERE NOT
+        EXISTS``), so no number listed before the commit is ever attempted.
+        """
         if not launches:
             return []
         fast = self.fast
         try:
             if self._pending >= FLUSH_ROWS:
                 self._write_pending()
-            blocked = self._blocked(launches, campaign)
             ids: list[int | None] = []
             for launch in launches:
-                if launch.entry.phone in blocked:
-                    ids.append(None)
-                    continue
                 row = self._attempt_row(launch)
-                (found,) = fast.execute(
-                    f"INSERT INTO attempts ({', '.join(row)}) VALUES ({fast.marks(len(row))}) "
-                    "RETURNING id",
-                    list(row.values()),
+                found = fast.execute(
+                    self._insert_sql(tuple(row)),
+                    [*row.values(), *self._check_params(launch, campaign)],
                 )
-                ids.append(int(found[0]))
+                ids.append(int(found[0][0]) if found else None)
             fast.commit()
         except BaseException:
             fast.rollback()
             raise
         return ids
+
+    def _insert_sql(self, columns: tuple[str, ...]) -> str:
+        sql = self._insert_cache.get(columns)
+        if sql is None:
+            mark = self.fast.mark
+            values = ", ".join(self._typed_mark(column) for column in columns)
+            sql = (
+                f"INSERT INTO attempts ({', '.join(columns)}) "
+                f"SELECT {values} WHERE NOT EXISTS ("
+                f"SELECT 1 FROM dnc_entries WHERE phone = {mark} AND removed_at IS NULL AND "
+                f"(scope = 'global' OR (scope = 'campaign' AND campaign = {mark}) "
+                f"OR (scope = 'clinic' AND clinic_id = {mark}))) AND NOT EXISTS ("
+                f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL) "
+                "RETURNING id"
+            )
+            self._insert_cache[columns] = sql
+        return sql
+
+    def _typed_mark(self, column: str) -> str:
+        """A parameter marker; on PostgreSQL cast to the column's type, since parameters in a
+        SELECT list would otherwise be read as text."""
+        if self.fast.sqlite:
+            return self.fast.mark
+        sql_type = Attempt.__table__.c[column].type.compile(dialect=self.engine.dialect)
+        return f"{self.fast.mark}::{sql_type}"
+
+    @staticmethod
+    def _check_params(launch: Launch, campaign: str) -> list[Any]:
+        phone = launch.entry.phone
+        return [phone, campaign, launch.entry.clinic_id, phone]
 
     @staticmethod
     def _attempt_row(launch: Launch) -> dict[str, Any]:
@@ -406,17 +434,21 @@ class EngineStore:
             fast.executemany(
                 "INSERT INTO agent_events (agent_id, state, reason, at, attempt_id) "
                 f"VALUES ({fast.marks(5)})",
-                [(e["agent_id"], e["state"], e["reason"], e["at"], e["attempt_id"])
-                 for e in self._agent_events],
-            )  # fmt: skip
+                [
+                    (e["agent_id"], e["state"], e["reason"], e["at"], e["attempt_id"])
+                    for e in self._agent_events
+                ],
+            )
         if self._events:
             fast.executemany(
                 "INSERT INTO call_events (attempt_id, event_id, kind, at) "
                 f"VALUES ({fast.marks(4)})",
                 [(e["attempt_id"], e["event_id"], e["kind"], e["at"]) for e in self._events],
             )
-        for table, pending in (("attempts", self._attempts),
-                               ("campaign_households", self._households)):  # fmt: skip
+        for table, pending in (
+            ("attempts", self._attempts),
+            ("campaign_households", self._households),
+        ):
             groups: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
             for key, fields in pending.items():
                 names = tuple(sorted(fields))

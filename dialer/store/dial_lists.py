@@ -223,8 +223,14 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
             if isinstance(table.c[name].type, UTCDateTime | Date):
                 process = table.c[name].type.bind_processor(conn.dialect)
                 if process is not None:
-                    values = [None if v is None else process(pd.Timestamp(v).to_pydatetime()
-                              if isinstance(v, datetime) else v) for v in clean[name]]  # fmt: skip
+                    values = [
+                        None
+                        if v is None
+                        else process(
+                            pd.Timestamp(v).to_pydatetime() if isinstance(v, datetime) else v
+                        )
+                        for v in clean[name]
+                    ]
                     clean[name] = pd.Series(values, index=clean.index, dtype=object)
     raw = conn.connection.driver_connection
     assert raw is not None

@@ -54,9 +54,9 @@ def cli(ctx: click.Context, database_url: str | None, campaigns_dir: Path | None
 
 
 def _register() -> None:
-    from dialer.cli import campaigns, demo, dnc, imports, lists, store
+    from dialer.cli import campaigns, demo, dnc, imports, lists, simulate, store
 
-    for module in (demo, store, imports, campaigns, lists, dnc):
+    for module in (demo, store, imports, campaigns, lists, dnc, simulate):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -30,16 +30,22 @@ def test_demo_imports_and_builds_three_lists_then_replaces_itself(
     assert set(first) == KEYS
     assert (first["clinics"], first["patients"]) == (3, 5000)
     assert first["appointments"] > 10_000
-    assert [c["name"] for c in first["campaigns"]] == ["hygiene-recall", "reactivation",
-                                                        "reminders"]  # fmt: skip
+    assert [c["name"] for c in first["campaigns"]] == [
+        "hygiene-recall",
+        "reactivation",
+        "reminders",
+    ]
     for campaign in first["campaigns"]:
         assert campaign["entries"] > 0
         assert campaign["candidates"] == campaign["eligible_patients"] + sum(
             campaign["excluded"].values()
         )
     with store.connect() as conn:
-        spanish = conn.execute(sa.select(sa.func.count()).select_from(DialListEntry)
-                               .where(DialListEntry.language == "es")).scalar_one()  # fmt: skip
+        spanish = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(DialListEntry)
+            .where(DialListEntry.language == "es")
+        ).scalar_one()
         assert spanish > 0
     code, output = run(db_url, "--json")
     assert code == 0, output
@@ -58,15 +64,19 @@ def test_demo_table_output_names_next_steps(store: Engine, db_url: str) -> None:
 def test_demo_refuses_a_database_with_other_data(
     store: Engine, db_url: str, write_csv: Callable[..., Path]
 ) -> None:
-    clinics = write_csv("c.csv", "clinic_id,name,timezone,state,phone\nC1,Real,America/Chicago,"
-                                 "TX,2105550100\n")  # fmt: skip
+    clinics = write_csv(
+        "c.csv", "clinic_id,name,timezone,state,phone\nC1,Real,America/Chicago,TX,2105550100\n"
+    )
     assert (
         CliRunner().invoke(cli, ["--db", db_url, "import", "clinics", str(clinics)]).exit_code == 0
     )
     code, output = run(db_url)
     shown = store.url.render_as_string(hide_password=True)
-    assert (code, output) == (1, f"Error: The database {shown} holds data that is not the demo's "
-                                 "(1 clinics); run the demo on a database of its own, e.g. "
-                                 "`dialer --db sqlite:///demo.db demo`\n")  # fmt: skip
+    assert (code, output) == (
+        1,
+        f"Error: The database {shown} holds data that is not the demo's "
+        "(1 clinics); run the demo on a database of its own, e.g. "
+        "`dialer --db sqlite:///demo.db demo`\n",
+    )
     with store.connect() as conn:
         assert conn.execute(sa.select(Clinic.name)).scalars().all() == ["Real"]

@@ -20,6 +20,7 @@ class AgentState(str, Enum):
 
     logged_out = "logged_out"
     ready = "ready"  # waiting for a call
+    previewing = "previewing"  # looking at an offered entry before starting the call (preview)
     reserved = "reserved"  # a line is ringing for this PSR (progressive, preview, callback)
     on_call = "on_call"
     wrap_up = "wrap_up"
@@ -27,6 +28,7 @@ class AgentState(str, Enum):
 
 
 BUSY = frozenset({AgentState.on_call, AgentState.wrap_up})
+HOLDING = frozenset({AgentState.previewing, AgentState.reserved})  # holding an entry or a line
 
 
 @dataclass

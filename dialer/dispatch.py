@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dialer.agents import BUSY, AgentRuntime, AgentState, PoolDemand, PoolKey, allocate
+from dialer.agents import BUSY, HOLDING, AgentRuntime, AgentState, PoolDemand, PoolKey, allocate
 from dialer.calls import Call, CallStatus, Command, Effect, Step, apply
 from dialer.campaigns import CampaignModel
 from dialer.clock import Clock
@@ -53,6 +53,18 @@ class EngineSettings:
     lease_seconds: float = 900.0
     empty_pool_retry_seconds: float = 60.0
     callback_owner_minutes: float = 15.0
+
+
+@dataclass
+class CallbackDue:
+    """A call-back to place: its owner first, anyone who speaks the language after the window."""
+
+    id: int
+    campaign: str
+    household_id: int
+    agent_id: int | None
+    due_at: datetime
+    entry: ClaimedEntry | None = None
 
 
 @dataclass
@@ -119,6 +131,8 @@ class Dispatcher:
         # Called on every PSR state change (the web console pushes them; the simulator's PSRs
         # act on them).
         self.listeners: list[Callable[[AgentRuntime], None]] = []
+        self._previews: dict[int, tuple[PoolKey, ClaimedEntry]] = {}
+        self._callbacks: list[CallbackDue] = []
 
     # Set-up --------------------------------------------------------------------------------
 
@@ -145,6 +159,10 @@ class Dispatcher:
                 max_abandon_rate=campaign.dialing.max_abandon_rate,
             )
             self.pools[(campaign.name, language)] = Pool((campaign.name, language), info, pacer)
+        for row in self.store.open_callbacks(info.id):
+            self._add_callback(
+                CallbackDue(row.id, campaign.name, row.household_id, row.agent_id, row.due_at)
+            )
         self._reallocate()
         self.dispatch()
         return run
@@ -171,7 +189,7 @@ class Dispatcher:
     def ready(self, agent_id: int) -> None:
         """A PSR is ready for calls."""
         agent = self.agents[agent_id]
-        if agent.state in BUSY or agent.state is AgentState.reserved:
+        if agent.state in BUSY or agent.state in HOLDING:
             return
         self._set_state(agent, AgentState.ready)
         self._reallocate()
@@ -188,7 +206,7 @@ class Dispatcher:
     def logout(self, agent_id: int) -> None:
         """A PSR logs out now, or when their call and wrap-up end."""
         agent = self.agents[agent_id]
-        if agent.state in BUSY or agent.state is AgentState.reserved:
+        if agent.state in BUSY or agent.state in HOLDING:
             agent.logout_pending = True
             return
         self._set_state(agent, AgentState.logged_out)
@@ -227,18 +245,14 @@ class Dispatcher:
             self._serve_waiting(agent)
 
     def _reallocate(self) -> None:
-        free = [
-            a
-            for a in self.agents.values()
-            if a.state not in BUSY and a.state is not AgentState.reserved
-        ]
+        free = [a for a in self.agents.values() if a.state not in BUSY and a.state not in HOLDING]
         demands = []
         for key, pool in self.pools.items():
             run = self.campaigns[key[0]]
             busy = sum(
                 1
                 for a in self.agents.values()
-                if a.pool == key and (a.state in BUSY or a.state is AgentState.reserved)
+                if a.pool == key and (a.state in BUSY or a.state in HOLDING)
             )
             has_work = run.open and (
                 pool.supply or pool.empty_until is None or pool.empty_until <= self.clock.now()
@@ -246,6 +260,15 @@ class Dispatcher:
             demands.append(PoolDemand(key, run.weight if has_work else 0.0, busy))
         for agent_id, key in allocate(free, demands).items():
             self.agents[agent_id].pool = key
+
+    def campaign_of(self, attempt_id: int | None) -> CampaignModel | None:
+        """The campaign of a call in progress or in wrap-up."""
+        line = self.lines.get(attempt_id) if attempt_id is not None else None
+        return self.campaigns[line.pool[0]].info.model if line else None
+
+    def wrapping(self, agent_id: int) -> int | None:
+        """The attempt a PSR is wrapping up, if any."""
+        return self._wrap_attempt.get(agent_id)
 
     # Timers ----------------------------------------------------------------------------------
 
@@ -265,13 +288,16 @@ class Dispatcher:
                 self._grace_over(ref)
             elif kind == "wrap":
                 self._wrap_timeout(ref)
+            # "callback" timers only need the dispatch below
         self.dispatch()
         self.store.maybe_flush(now)
 
     # Dispatching -----------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Start the lines every open pool's pacer asks for, through the gate."""
+        """Place due callbacks, then start the lines every open pool's pacer asks for."""
+        if self._callbacks:
+            self._serve_callbacks()
         for key, pool in self.pools.items():
             run = self.campaigns[key[0]]
             if run.open:
@@ -318,7 +344,93 @@ class Dispatcher:
             wanted = min(wanted, len(ready))
         entries = self._take(pool, run, wanted)
         owners = ready[: len(entries)] if pacer.reserves else []
+        if pacer.mode == "preview":
+            for owner, entry in zip(owners, entries, strict=False):
+                self._offer(owner, pool, entry)
+            return
         self._launch(pool, run, entries, pacer.mode, owners)
+
+    # Callbacks -------------------------------------------------------------------------------
+
+    def _add_callback(self, callback: CallbackDue) -> None:
+        self._callbacks.append(callback)
+        window = timedelta(minutes=self.settings.callback_owner_minutes)
+        self._at(callback.due_at, "callback", callback.id)
+        self._at(callback.due_at + window, "callback", callback.id)
+
+    def _serve_callbacks(self) -> None:
+        """Place each due callback on a line reserved for its owner when they are ready, or,
+        once the owner's window has passed, for any ready PSR who speaks the language."""
+        now = self.clock.now()
+        window = timedelta(minutes=self.settings.callback_owner_minutes)
+        for callback in [c for c in self._callbacks if c.due_at <= now]:
+            run = self.campaigns[callback.campaign]
+            if not run.open:
+                continue
+            if callback.entry is None:
+                callback.entry = self.store.entry_for(
+                    run.info, callback.household_id, now, self.settings.lease_seconds
+                )
+                if callback.entry is None:
+                    self._close_callback(callback)
+                    continue
+            key: PoolKey = (callback.campaign, "es" if callback.entry.language == "es" else "en")
+            agent = self._callback_agent(callback, key, now >= callback.due_at + window)
+            if agent is None:
+                continue
+            self._close_callback(callback)
+            if self._gate(callback.entry, run.info.model, now):
+                self._launch(self.pools[key], run, [callback.entry], "callback", [agent])
+
+    def _callback_agent(
+        self, callback: CallbackDue, key: PoolKey, anyone: bool
+    ) -> AgentRuntime | None:
+        owner = self.agents.get(callback.agent_id) if callback.agent_id is not None else None
+        if owner is not None and owner.state is AgentState.ready:
+            return owner
+        if not anyone:
+            return None
+        ready = [a for a in self.agents.values() if a.state is AgentState.ready and a.serves(key)]
+        return min(ready, key=lambda a: (a.since or self.clock.now(), a.id)) if ready else None
+
+    def _close_callback(self, callback: CallbackDue) -> None:
+        self._callbacks.remove(callback)
+        self.store.close_callback(callback.id, self.clock.now())
+
+    # Preview ---------------------------------------------------------------------------------
+
+    def _offer(self, agent: AgentRuntime, pool: Pool, entry: ClaimedEntry) -> None:
+        """Show a PSR the entry they are about to call (preview dialing)."""
+        self._previews[agent.id] = (pool.key, entry)
+        self._set_state(agent, AgentState.previewing)
+
+    def previewed(self, agent_id: int) -> ClaimedEntry | None:
+        """The entry a previewing PSR is looking at."""
+        offer = self._previews.get(agent_id)
+        return offer[1] if offer else None
+
+    def dial_preview(self, agent_id: int) -> None:
+        """The PSR starts the call they previewed (the line is theirs)."""
+        offer = self._previews.pop(agent_id, None)
+        agent = self.agents.get(agent_id)
+        if offer is None or agent is None:
+            return
+        key, entry = offer
+        pool, run = self.pools[key], self.campaigns[key[0]]
+        self._launch(pool, run, [entry], "preview", [agent])
+        if agent.state is AgentState.previewing:  # the number was blocked at the last check
+            self._free_agent(agent)
+        self.dispatch()
+
+    def skip_preview(self, agent_id: int) -> None:
+        """The PSR passes on the previewed entry; it goes back to the list as it was."""
+        offer = self._previews.pop(agent_id, None)
+        if offer is not None:
+            self.store.release(offer[1].household_id)
+        agent = self.agents.get(agent_id)
+        if agent is not None and agent.state is AgentState.previewing:
+            self._free_agent(agent)
+            self.dispatch()
 
     def _take(self, pool: Pool, run: CampaignRun, wanted: int) -> list[ClaimedEntry]:
         """Up to ``wanted`` entries that pass the gate now; refused ones are given back."""
@@ -685,10 +797,16 @@ class Dispatcher:
             self._next_phone_or_done(entry, "wrong_number", at=now)
             return
         if disposition is Disposition.callback and callback_at is not None:
-            self.store.add_callback(
+            callback_id = self.store.add_callback(
                 run.info.id, entry.household_id, agent_id, line.call.attempt_id, callback_at, now
             )
-            self.store.release(entry.household_id, next_attempt_at=callback_at)
+            # The callback path places it; the household's own retry is only a fallback.
+            self.store.release(entry.household_id, next_attempt_at=callback_at + timedelta(days=1))
+            self._add_callback(
+                CallbackDue(
+                    callback_id, run.info.model.name, entry.household_id, agent_id, callback_at
+                )
+            )
             return
         if is_conversion(disposition, run.info.model.kind):
             self.store.note_household(entry.household_id, last_converted_at=now)

@@ -131,9 +131,11 @@ def household_phones(
     valid_count = rows.groupby("household_key").size()
     ok = rows[~rows["dnc"]]
     listed = ok.groupby("household_key", sort=False)["phone"].agg(list)
-    first_zones = ok.drop_duplicates("household_key").set_index("household_key")["timezones"]
+    firsts = ok.drop_duplicates("household_key").set_index("household_key")
+    first_zones = firsts["timezones"]
     blocked = rows[rows["dnc"]].groupby("household_key")["phone"].agg(frozenset)
     households = _zones(pop, pd.DataFrame({"phones": listed}), first_zones)
+    households["states"] = _states(pop, households.index.to_series(), firsts["phone"])
     households["blocked"] = blocked.reindex(households.index).map(
         lambda b: b if isinstance(b, frozenset) else frozenset()
     )
@@ -171,6 +173,23 @@ def _zones(pop: Population, households: pd.DataFrame, first_zones: pd.Series) ->
     )
 
 
+def _states(pop: Population, keys: pd.Series, first_phone: pd.Series) -> pd.Series:
+    """Candidate states: the guarantor's recorded state, their ZIP's, the first phone's area
+    code's (every one of them has its calling rules applied)."""
+    guarantors = pop.patients.drop_duplicates("external_id").set_index("external_id")
+    recorded = keys.map(guarantors["state"])
+    postal = keys.map(guarantors["postal_code"])
+    phones = keys.map(first_phone)
+    states = []
+    for state, code, phone in zip(recorded, postal, phones, strict=True):
+        found = {state} if isinstance(state, str) and state else set()
+        zip_state = geo.zip_state(code) if isinstance(code, str) else None
+        area_state = geo.phone_state(phone) if isinstance(phone, str) else None
+        found |= {s for s in (zip_state, area_state) if s}
+        states.append(" ".join(sorted(found)))
+    return pd.Series(states, index=keys.index, dtype=object)
+
+
 def _phone_reasons(
     members: pd.DataFrame, valid_count: pd.Series, households: pd.DataFrame
 ) -> pd.Series:
@@ -194,6 +213,7 @@ ENTRY_FRAME_COLUMNS = [
     "phones",
     "timezones",
     "timezone_source",
+    "states",
     "language",
     "patient_ids",
     "patient_count",
@@ -237,7 +257,7 @@ def assemble_entries(
 
 def _merged_households(
     house: pd.DataFrame, clinic_listed: frozenset[tuple[str, int]]
-) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]:
     """Per entry key: its households, phones (each number once), zones and zone sources.
 
     Almost every entry is one household, taken as is; only merged entries are combined.
@@ -248,6 +268,7 @@ def _merged_households(
     phones = single["phones"]
     zones = single["zones"].map(" ".join)
     sources = single["timezone_source"]
+    states = single["states"]
     groups = house[~alone].groupby("entry_key")
     if len(groups):
         households = pd.concat([households, groups.apply(lambda g: list(g.index))])
@@ -264,7 +285,15 @@ def _merged_households(
                 ),
             ]
         )
-    return households, phones, zones, sources
+        states = pd.concat(
+            [
+                states,
+                groups["states"].agg(
+                    lambda ss: " ".join(sorted({x for s in ss for x in s.split()}))
+                ),
+            ]
+        )
+    return households, phones, zones, sources, states
 
 
 def _merged_phones(house: pd.DataFrame, clinic_listed: frozenset[tuple[str, int]]) -> pd.Series:
@@ -291,7 +320,7 @@ def _entry_rows(
     fields: list[str],
     clinic_listed: frozenset[tuple[str, int]],
 ) -> pd.DataFrame:
-    households, merged_phones, zones, sources = _merged_households(house, clinic_listed)
+    households, merged_phones, zones, sources, states = _merged_households(house, clinic_listed)
     own = members.drop_duplicates("guarantor_key").set_index("guarantor_key")["household_language"]
     any_es = members["household_language"].eq("es").groupby(members["entry_key"]).any()
     primary = any_es.index.to_series().map(own)
@@ -309,6 +338,7 @@ def _entry_rows(
             "phones": keys.map(merged_phones.map(" ".join)).to_numpy(),
             "timezones": keys.map(zones).to_numpy(),
             "timezone_source": keys.map(sources).to_numpy(),
+            "states": keys.map(states).to_numpy(),
             "language": keys.map(language).to_numpy(),
             "patient_ids": keys.map(patient_ids).to_numpy(),
             "patient_count": keys.map(members.groupby("entry_key").size()).to_numpy(),

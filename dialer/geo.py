@@ -13,6 +13,7 @@ from zoneinfo import available_timezones
 import pandas as pd
 import phonenumbers
 import zipcodes
+from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA
 
@@ -84,3 +85,35 @@ def phone_timezones(e164: str) -> tuple[str, ...]:
     # The library's zone data goes no finer than area code plus exchange (+1 NPA NXX).
     prefix = e164[:8] if e164.startswith("+1") else e164
     return _zones_for_prefix(prefix, e164)
+
+
+STATE_CODES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
+    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "District of Columbia": "DC",
+    "Washington D.C.": "DC", "Florida": "FL", "Georgia": "GA", "Hawaii": "HI", "Idaho": "ID",
+    "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS", "Kentucky": "KY",
+    "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
+    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO",
+    "Montana": "MT", "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH",
+    "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
+    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
+    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN",
+    "Texas": "TX", "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA",
+    "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY", "Puerto Rico": "PR",
+}  # fmt: skip
+
+
+@cache
+def _state_for_prefix(prefix: str, e164: str) -> str | None:
+    description = geocoder.description_for_number(phonenumbers.parse(e164), "en")
+    tail = description.rsplit(", ", 1)[-1]
+    if len(tail) == 2 and tail.isupper():
+        return tail
+    return STATE_CODES.get(description)
+
+
+def phone_state(e164: str) -> str | None:
+    """The US state of a number's area code and exchange, when the geocoding data knows it."""
+    if not e164.startswith("+1"):
+        return None
+    return _state_for_prefix(e164[:8], e164)

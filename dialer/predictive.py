@@ -2,67 +2,110 @@
 
 Nothing is given to it: it learns from the pool's own calls the live-answer probability ``p``,
 the distributions of time to a person (``D``) and to a non-live end (``F``), and of handle time
-(talk plus wrap-up, ``H``). At each decision, with ``tau`` the typical time a new line takes to
-reach a person:
+(talk plus wrap-up, ``H``).
 
-- PSRs free by then: the ready ones, plus for each busy PSR ``P(H <= e + tau | H > e)`` given
-  the ``e`` seconds they have been on this call (elapsed time is worth a point of occupancy);
-- persons needing a PSR by then: those waiting, plus for each ringing line (rung ``r`` seconds)
-  ``P(person within tau | unresolved at r)``, plus ``p * P(D <= tau)`` per new line;
+Decision. A line started now reaches a person after ``D`` (with probability ``p``). That person
+is served if, by ``D`` plus the grace, more PSRs are free than persons came before it:
 
-and it starts new lines while ``free - persons >= z * sd`` (normal approximation of the two
-sums of Bernoullis). The outer loop moves ``z`` so that the abandonment of recent live answers
-approaches ``TARGET_SHARE`` (90%) of the cap: above it ``z`` rises (fewer lines), below it
-falls. The dispatcher's abandonment guard (:mod:`dialer.compliance`) stays the hard limit.
+- PSRs free by ``t + grace``: the ready ones, plus for each busy PSR ``P(H <= e + t + grace |
+  H > e)`` given the ``e`` seconds they have been on this call;
+- persons before it: those waiting, plus for each ringing line (rung ``r`` seconds) the
+  posterior ``P(person within t | unresolved at r)``, plus ``p * P(D <= t)`` per line started
+  in the same decision.
 
-Until it has seen enough calls it dials one unreserved line per ready PSR, which cannot abandon.
+Both are sums of independent Bernoullis; with a normal approximation of their difference
+``X(t)`` the marginal abandon probability of one more line is ``p * E_D[P(X(D) < 1)]``, the
+expectation taken over ``K`` quantiles of the learned ``D`` (a whole distribution of arrival
+times, not one horizon). Lines are started while that marginal probability stays at or below a
+threshold ``lambda`` (the Lagrangian form of "most occupancy for a given abandonment").
+
+Control. ``log(lambda)`` integrates the error of every person detected: up by ``GAIN * target``
+when served, down by ``GAIN * (1 - target)`` when abandoned, with ``target`` = ``TARGET_SHARE``
+(90%) of the cap. Its drift is zero exactly when the abandonment equals the target, and since
+``log(lambda)`` stays in a bounded band, the count of abandons stays within a few of
+``target * persons``: the long-run rate converges on the target. It does not wind up while the
+pacer is not in control (guard tripped, lines limited by the budget below).
+
+Budget. The pacer keeps its own count of persons and abandons per 30-day period (like the
+dispatcher's ledger) and never keeps more unreserved lines than the cap can absorb if every one
+of them were abandoned (the ledger's count rule); early in a period this limits lines instead of
+letting the guard take the campaign to progressive dialing. A line-count bound per PSR holds
+always. Until it has seen enough calls it dials at most one unreserved line per ready PSR, which
+cannot abandon.
+
+Cost: one decision is two table gathers (busy PSRs and ringing lines, each ``n x K``) and a few
+``K``-long sums; tables are refitted every few hundred observations.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dialer.pacing import PoolSnapshot
 
+FloatArray = NDArray[np.float64]
+
 TARGET_SHARE = 0.90  # aim the abandonment at 90% of the cap, never over it
+GRACE_SECONDS = 2.0  # a person waits this long for a PSR (the safe-harbor rule)
+PERIOD = timedelta(days=30)  # the abandonment rate is measured per 30-day period
+
 MIN_LINES_SEEN = 100  # resolved lines before the model is trusted
+MIN_LIVE_SEEN = 20  # persons detected before the model is trusted
 MIN_HANDLES_SEEN = 20  # finished connects before the model is trusted
-SAMPLES = 4000  # most recent observations kept per distribution
-GRID_SECONDS = 7200  # CDF tables cover this many seconds, at 1-second steps
-REFIT_EVERY = 200  # observations between refits of the tables
-MAX_LINES_PER_READY = 12  # a sanity bound on lines per ready PSR
-Z_START, Z_MIN, Z_MAX = 1.0, -2.0, 5.0
-Z_GAIN = 0.02  # z change per live answer, per unit of relative error
-RATE_MEMORY = 1500  # live answers the outer loop's abandonment estimate remembers
+
+K = 8  # quantiles of D the marginal abandon probability averages over
+HANDLE_SAMPLES = 4000  # most recent handle times kept
+RING_SAMPLES = 3000  # most recent times to a person / to a non-live end kept
+HANDLE_GRID = 3600  # busy-PSR table covers this many seconds of elapsed time (1-s steps)
+RING_STEP = 0.5  # ringing-line table step (seconds)
+RING_GRID = 120  # ringing-line table covers RING_GRID * RING_STEP seconds
+MIN_TAIL = 30  # samples beyond an elapsed time needed to trust its conditional
+REFIT_HANDLES = 100  # handles between refits of the busy table
+REFIT_LINES = 200  # resolved lines between refits of the ring tables
+
+P_FAST, P_SLOW = 300.0, 3000.0  # memories (lines) of the two live-rate estimators
+P_SHIFT_Z = 4.0  # the fast estimate this many sd away from the slow one: a change
+LAMBDA_START = 0.015  # abandon probability a new line's person may carry, at first
+LAMBDA_MIN, LAMBDA_MAX = 1e-4, 0.5
+GAIN = 0.05  # log-lambda step per person detected, per unit of error
+IN_CONTROL_SECONDS = 5.0  # persons count for the controller if it decided this recently
+MAX_LINES_PER_PSR = 15  # sanity bound: unreserved lines per logged-in PSR
 
 
-class _Cdf:
-    """An empirical CDF on a 1-second grid, refitted from recent samples."""
+def _phi_tail(x: float) -> float:
+    """P(N(0, 1) > x)."""
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
 
-    def __init__(self) -> None:
-        self.samples: deque[float] = deque(maxlen=SAMPLES)
-        self.table = np.zeros(GRID_SECONDS + 1)
-        self._since_fit = 0
+
+class _Samples:
+    """Recent observations of one duration, with an empirical CDF."""
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self.sorted: FloatArray = np.zeros(0)
 
     def add(self, seconds: float) -> None:
-        self.samples.append(seconds)
-        self._since_fit += 1
-        if self._since_fit >= REFIT_EVERY or len(self.samples) < REFIT_EVERY:
-            self.refit()
+        self.values.append(max(0.0, seconds))
 
-    def refit(self) -> None:
-        self._since_fit = 0
-        data = np.sort(np.asarray(self.samples))
-        grid = np.arange(GRID_SECONDS + 1)
-        self.table = np.searchsorted(data, grid, side="right") / max(1, len(data))
+    def fit(self) -> None:
+        self.sorted = np.sort(np.asarray(self.values, dtype=np.float64))
 
-    def at(self, seconds: np.ndarray) -> np.ndarray:
-        index = np.clip(seconds.astype(np.int64), 0, GRID_SECONDS)
-        return self.table[index]
+    def cdf(self, x: FloatArray) -> FloatArray:
+        """P(value <= x) on the last fit."""
+        n = len(self.sorted)
+        if n == 0:
+            return np.zeros_like(x)
+        return np.searchsorted(self.sorted, x, side="right").astype(np.float64) / n
+
+    def quantiles(self, levels: FloatArray) -> FloatArray:
+        if len(self.sorted) == 0:
+            return np.zeros_like(levels)
+        return np.quantile(self.sorted, levels).astype(np.float64)
 
 
 class PredictivePacer:
@@ -72,99 +115,242 @@ class PredictivePacer:
     reserves = False
 
     def __init__(self, *, max_abandon_rate: float = 0.03) -> None:
+        self.cap = max_abandon_rate
         self.target = TARGET_SHARE * max_abandon_rate
-        self.z = Z_START
-        self.live = 0
+        self.log_lambda = math.log(LAMBDA_START)
         self.lines_seen = 0
-        self.handles = _Cdf()
-        self.to_person = _Cdf()
-        self.to_other = _Cdf()
-        self._rate = self.target  # smoothed abandonment of recent live answers
+        self.live_seen = 0
+        self.handles_seen = 0
+        self.p_fast = 0.0
+        self.p_slow = 0.0
+        self.handles = _Samples(HANDLE_SAMPLES)
+        self.to_person = _Samples(RING_SAMPLES)
+        self.to_other = _Samples(RING_SAMPLES)
+        self._since_handles = 0
+        self._since_lines = 0
+        self._p_fitted = -1.0
+        # Tables (see _fit_*): busy PSRs (mean, var) and ringing lines (mean, var) by K horizons.
+        self._busy_q: FloatArray = np.zeros((HANDLE_GRID + 1, K))
+        self._busy_v: FloatArray = np.zeros((HANDLE_GRID + 1, K))
+        self._ring_q: FloatArray = np.zeros((RING_GRID + 1, K))
+        self._ring_v: FloatArray = np.zeros((RING_GRID + 1, K))
+        self._new_q: list[float] = [0.0] * K  # persons by each horizon per line started now
+        # The 30-day period's persons and abandons (the ledger's count rule, replicated).
+        self._origin: datetime | None = None
+        self._period = -1
+        self.period_persons = 0
+        self.period_abandons = 0
+        self._last_decision: datetime | None = None
+        self._limited_until: datetime | None = None
 
     # Learning ------------------------------------------------------------------------------
 
     def observe_line(self, ring_seconds: float, live: bool, at: datetime) -> None:
         """A line resolved: a person after ``ring_seconds``, or not."""
         self.lines_seen += 1
+        hit = 1.0 if live else 0.0
+        if self.lines_seen == 1:
+            self.p_fast = self.p_slow = hit
+        else:
+            fast = 1 / min(P_FAST, self.lines_seen)
+            slow = 1 / min(P_SLOW, self.lines_seen)
+            self.p_fast += fast * (hit - self.p_fast)
+            self.p_slow += slow * (hit - self.p_slow)
+            if self.lines_seen >= P_FAST:
+                spread = math.sqrt(max(self.p_slow * (1 - self.p_slow), 1e-4) / P_FAST)
+                if abs(self.p_fast - self.p_slow) > P_SHIFT_Z * spread:
+                    self.p_slow = self.p_fast  # the answer rate moved: forget the old one
         if live:
-            self.live += 1
+            self.live_seen += 1
             self.to_person.add(ring_seconds)
         else:
             self.to_other.add(ring_seconds)
+        self._since_lines += 1
+        p = self.p
+        if (
+            self._since_lines >= REFIT_LINES
+            or self.lines_seen <= MIN_LINES_SEEN
+            or abs(p - self._p_fitted) > 0.02 * max(self._p_fitted, 0.01)
+        ) and self.trusted:
+            self._fit_rings()
 
     def observe_handle(self, seconds: float, at: datetime) -> None:
         """A connect's talk plus wrap-up."""
         self.handles.add(seconds)
+        self.handles_seen += 1
+        self._since_handles += 1
+        if self._since_handles >= REFIT_HANDLES or self.handles_seen <= 2 * MIN_HANDLES_SEEN:
+            self._fit_handles()
 
     def observe_abandon(self, abandoned: bool, at: datetime) -> None:
-        """A person detected: move ``z`` toward the target abandonment."""
-        alpha = 1 / RATE_MEMORY
-        self._rate += alpha * ((1.0 if abandoned else 0.0) - self._rate)
-        if self.trusted:
-            error = (self._rate - self.target) / self.target
-            self.z = min(Z_MAX, max(Z_MIN, self.z + Z_GAIN * error))
+        """A person detected: count it in its period and move ``lambda`` toward the target."""
+        if self._origin is None:
+            self._origin = at
+        period = (at - self._origin) // PERIOD
+        if period != self._period:
+            self._period, self.period_persons, self.period_abandons = period, 0, 0
+        self.period_persons += 1
+        self.period_abandons += int(abandoned)
+        if abandoned:
+            step = -GAIN * (1 - self.target)
+        elif self._in_control(at):
+            step = GAIN * self.target
+        else:
+            return
+        self.log_lambda = min(
+            math.log(LAMBDA_MAX), max(math.log(LAMBDA_MIN), self.log_lambda + step)
+        )
+
+    def _in_control(self, at: datetime) -> bool:
+        """Did this pacer (not the guard) decide lately, with no budget limit binding?"""
+        if self._last_decision is None:
+            return False
+        if abs((at - self._last_decision).total_seconds()) > IN_CONTROL_SECONDS:
+            return False
+        return self._limited_until is None or at > self._limited_until
 
     @property
     def trusted(self) -> bool:
         """Has it seen enough to pace by the model?"""
         return (
             self.lines_seen >= MIN_LINES_SEEN
-            and len(self.handles.samples) >= MIN_HANDLES_SEEN
-            and self.live > 0
+            and self.live_seen >= MIN_LIVE_SEEN
+            and self.handles_seen >= MIN_HANDLES_SEEN
         )
 
     @property
     def p(self) -> float:
         """Estimated live-answer probability per line."""
-        return self.live / self.lines_seen if self.lines_seen else 0.0
+        return self.p_slow
+
+    @property
+    def threshold(self) -> float:
+        """The marginal abandon probability a new line may carry."""
+        return math.exp(self.log_lambda)
+
+    # Tables --------------------------------------------------------------------------------
+
+    def _horizons(self) -> FloatArray:
+        """K arrival times of a new line's person: the midpoint quantiles of D."""
+        levels = (np.arange(K, dtype=np.float64) + 0.5) / K
+        return self.to_person.quantiles(levels)
+
+    def _fit_handles(self) -> None:
+        self._since_handles = 0
+        self.handles.fit()
+        if not self.to_person.values:
+            return
+        self.to_person.fit()
+        horizons = self._horizons() + GRACE_SECONDS
+        elapsed = np.arange(HANDLE_GRID + 1, dtype=np.float64)
+        done_now = self.handles.cdf(elapsed)
+        done_then = self.handles.cdf(elapsed[:, None] + horizons[None, :])
+        n = len(self.handles.sorted)
+        survivors = (1.0 - done_now) * n
+        alive = np.maximum(1.0 - done_now, 1e-12)
+        q = np.clip((done_then - done_now[:, None]) / alive[:, None], 0.0, 1.0)
+        # Where too few calls lasted that long, keep the last trustworthy conditional.
+        thin = survivors < MIN_TAIL
+        if thin.any():
+            first = int(np.argmax(thin))
+            q[first:] = q[max(0, first - 1)]
+        self._busy_q = q
+        self._busy_v = q * (1.0 - q)
+
+    def _fit_rings(self) -> None:
+        self._since_lines = 0
+        self.to_person.fit()
+        self.to_other.fit()
+        p = self.p
+        self._p_fitted = p
+        horizons = self._horizons()
+        rung = np.arange(RING_GRID + 1, dtype=np.float64) * RING_STEP
+        person_now = self.to_person.cdf(rung)
+        person_then = self.to_person.cdf(rung[:, None] + horizons[None, :])
+        other_now = self.to_other.cdf(rung)
+        alive = p * (1.0 - person_now) + (1.0 - p) * (1.0 - other_now)
+        q = np.where(
+            alive[:, None] > 1e-9,
+            p * (person_then - person_now[:, None]) / np.maximum(alive[:, None], 1e-9),
+            0.0,
+        )
+        q = np.clip(q, 0.0, 1.0)
+        self._ring_q = q
+        self._ring_v = q * (1.0 - q)
+        levels = (np.arange(K, dtype=np.float64) + 0.5) / K
+        self._new_q = [float(x) for x in p * levels]
+        if self.handles_seen:
+            self._fit_handles()
 
     # Deciding ------------------------------------------------------------------------------
 
+    def line_limit(self, snap: PoolSnapshot) -> int:
+        """Most unreserved lines to have in progress after this decision."""
+        bound = MAX_LINES_PER_PSR * max(1, snap.logged_in)
+        if self._period < 0 or self._origin is None:
+            return bound
+        if (snap.now - self._origin) // PERIOD != self._period:
+            return 0  # a new period begins: the ledger trips until persons are counted
+        # Every line in flight (and the next one) could be abandoned: keep the period under
+        # the cap even then, so the dispatcher's count rule never takes over.
+        persons, abandons = self.period_persons, self.period_abandons
+        room = (self.cap * persons - abandons) / (1.0 - self.cap) - 1.0
+        return max(0, min(bound, math.floor(room)))
+
     def lines_to_start(self, snap: PoolSnapshot) -> int:
         """New lines to start now (see the module doc)."""
+        self._last_decision = snap.now
         if snap.ready <= 0 and not snap.busy_elapsed:
             return 0
+        lines = snap.lines
         if not self.trusted:
-            return max(0, snap.ready - snap.lines)
-        tau = self._horizon()
-        free_mean, free_var = self._free(snap, tau)
-        need_mean, need_var = self._persons(snap, tau)
-        per_line = self.p * float(self.to_person.at(np.array([tau]))[0])
-        limit = MAX_LINES_PER_READY * max(1, snap.ready)
+            return max(0, snap.ready - lines)
+        if self._p_fitted < 0:
+            self._fit_rings()
+        limit = self.line_limit(snap)
+        room = limit - lines
+        safe = max(0, snap.ready - lines)  # lines that cannot abandon
+        wanted = self._wanted(snap, max(room, safe) + 1)
+        if wanted > room and wanted > safe:
+            self._limited_until = snap.now + timedelta(seconds=30)
+        return max(safe, min(wanted, room))
+
+    def marginal(self, snap: PoolSnapshot, started: int = 0) -> float:
+        """Abandon probability of the person of one more line after ``started`` new ones."""
+        mean, var = self._sums(snap)
+        return self._marginal(mean, var, started)
+
+    def _sums(self, snap: PoolSnapshot) -> tuple[FloatArray, FloatArray]:
+        """Mean and variance of (free PSRs - persons before a new line's) per horizon."""
+        mean = np.full(K, float(snap.ready - snap.waiting))
+        var = np.zeros(K)
+        if snap.busy_elapsed:
+            index = np.minimum(np.asarray(snap.busy_elapsed, dtype=np.int64), HANDLE_GRID)
+            mean += self._busy_q[index].sum(axis=0)
+            var += self._busy_v[index].sum(axis=0)
+        if snap.ringing_elapsed:
+            rung = np.asarray(snap.ringing_elapsed) * (1 / RING_STEP)
+            index = np.minimum(rung.astype(np.int64), RING_GRID)
+            mean -= self._ring_q[index].sum(axis=0)
+            var += self._ring_v[index].sum(axis=0)
+        return mean, var
+
+    def _marginal(self, mean: FloatArray, var: FloatArray, started: int) -> float:
+        total = 0.0
+        for k in range(K):
+            c = self._new_q[k]
+            m = float(mean[k]) - started * c - 0.5
+            v = float(var[k]) + started * c * (1 - c)
+            if v <= 1e-12:
+                total += 0.0 if m >= 0 else 1.0
+            else:
+                total += _phi_tail(m / math.sqrt(v))
+        return total / K
+
+    def _wanted(self, snap: PoolSnapshot, most: int) -> int:
+        mean, var = self._sums(snap)
+        threshold = self.threshold
         started = 0
-        while started < limit - snap.lines:
-            mean = free_mean - need_mean - per_line * (started + 1)
-            var = free_var + need_var + per_line * (1 - per_line) * (started + 1)
-            if mean < self.z * math.sqrt(max(var, 1e-9)):
-                break
+        while started < most and self._marginal(mean, var, started) <= threshold:
             started += 1
         return started
-
-    def _horizon(self) -> float:
-        """Seconds a new line typically takes to reach a person (the median of D)."""
-        samples = self.to_person.samples
-        return float(np.median(np.asarray(samples))) if samples else 10.0
-
-    def _free(self, snap: PoolSnapshot, tau: float) -> tuple[float, float]:
-        if not snap.busy_elapsed:
-            return float(snap.ready), 0.0
-        elapsed = np.asarray(snap.busy_elapsed)
-        done_now = self.handles.at(elapsed)
-        done_then = self.handles.at(elapsed + tau)
-        survive = np.maximum(1.0 - done_now, 1e-9)
-        q = np.clip((done_then - done_now) / survive, 0.0, 1.0)
-        return snap.ready + float(q.sum()), float((q * (1 - q)).sum())
-
-    def _persons(self, snap: PoolSnapshot, tau: float) -> tuple[float, float]:
-        if not snap.ringing_elapsed:
-            return float(snap.waiting), 0.0
-        rung = np.asarray(snap.ringing_elapsed)
-        p = self.p
-        person_now = self.to_person.at(rung)
-        person_then = self.to_person.at(rung + tau)
-        other_now = self.to_other.at(rung)
-        alive_person = p * (1 - person_now)
-        alive_other = (1 - p) * (1 - other_now)
-        alive = np.maximum(alive_person + alive_other, 1e-12)
-        a = np.clip(p * (person_then - person_now) / alive, 0.0, 1.0)
-        return snap.waiting + float(a.sum()), float((a * (1 - a)).sum())

@@ -9,8 +9,6 @@ computed afterwards from what the engine stored (:mod:`dialer.simmetrics`).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import random
 import tempfile
 import time
@@ -25,18 +23,17 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dialer.agents import AgentRuntime, AgentState
 from dialer.campaigns import CampaignModel, parse_campaign
 from dialer.clock import VirtualClock
 from dialer.dispatch import Dispatcher, EngineSettings
 from dialer.errors import InputFileError
 from dialer.outcomes import Disposition
 from dialer.simfeed import SyntheticList
+from dialer.simloop import ACTION, CLOSE, EventLoop, choose
 from dialer.simmetrics import SimulationMetrics, compute_metrics
 from dialer.staterules import load_state_rules
 from dialer.store.attempts import EngineStore
 from dialer.store.db import open_store
-from dialer.telephony.base import CallEvent
 from dialer.telephony.simulated import CalleeModel, Distribution, SimulatedNetwork
 
 DistributionSpec = dict[str, Any]
@@ -109,6 +106,7 @@ class Scenario(Strict):
         "do_not_call": 0.05,
     }
     tick_seconds: float = Field(1.0, gt=0)
+    preview_seconds: float = Field(10.0, ge=0)  # a PSR's look at a previewed entry
 
 
 def parse_distribution(spec: DistributionSpec) -> Distribution:
@@ -228,7 +226,7 @@ class World:
 
 
 class Simulation:
-    """One run: the event loop that drives the dispatcher on a virtual clock."""
+    """One run: the scenario's world, the engine, and the event loop that drives them."""
 
     def __init__(self, scenario: Scenario, url: str, seed: int) -> None:
         self.scenario = scenario
@@ -239,66 +237,48 @@ class Simulation:
         self.clock = VirtualClock(self.world.shift(0)[0] - timedelta(minutes=5))
         self.engine = open_store(url, upgrade=True)
         self.store = EngineStore(self.engine, node="simulator")
-        self._queue: list[tuple[datetime, int, int, str, Any]] = []
-        self._seq = itertools.count()
-        talk = parse_distribution(scenario.talk)
-        self.wrap = parse_distribution(scenario.wrap)
-        no_live = scenario.no_live
-        self.network = SimulatedNetwork(
-            CalleeModel(
-                live_rate=self._live_rate,
-                live_delay=parse_distribution(scenario.live_answer_delay),
-                fast_fail_share=no_live.fast_fail.share,
-                fast_fail_delay=parse_distribution(no_live.fast_fail.delay),
-                no_answer_share=no_live.no_answer.share,
-                no_answer_delay=parse_distribution(no_live.no_answer.delay),
-                machine_share=no_live.machine.share,
-                machine_delay=parse_distribution(no_live.machine.delay),
-                talk=talk,
-            ),
-            random.Random(self.rng.random()),
+        self.loop = EventLoop(
             self.clock,
-            self._deliver,
+            self.rng,
+            parse_distribution(scenario.wrap),
+            self._disposition,
+            preview_seconds=scenario.preview_seconds,
+        )
+        no_live = scenario.no_live
+        model = CalleeModel(
+            live_rate=self._live_rate,
+            live_delay=parse_distribution(scenario.live_answer_delay),
+            fast_fail_share=no_live.fast_fail.share,
+            fast_fail_delay=parse_distribution(no_live.fast_fail.delay),
+            no_answer_share=no_live.no_answer.share,
+            no_answer_delay=parse_distribution(no_live.no_answer.delay),
+            machine_share=no_live.machine.share,
+            machine_delay=parse_distribution(no_live.machine.delay),
+            talk=parse_distribution(scenario.talk),
+        )
+        self.network = SimulatedNetwork(
+            model, random.Random(self.rng.random()), self.clock, self.loop.deliver
         )
         settings = EngineSettings(grace_seconds=scenario.grace_seconds)
         self.dispatcher = Dispatcher(
             self.store, self.network, self.clock, load_state_rules(), settings
         )
-        self.dispatcher.listeners.append(self._on_agent)
+        self.loop.attach(self.dispatcher)
+        self.loop.handlers.update(staff=self._set_staff, close=self._close)
         self.feed = SyntheticList(self.engine, scenario, self.world, random.Random(seed + 1))
         self._shift_index = 0
+        self.campaign = self.world.campaign()
 
     def _live_rate(self, at: datetime) -> float:
         start, _ = self.world.shift(self._shift_index)
         return value_at(self.scenario.live_answer_rate, (at - start).total_seconds() / 3600)
 
-    # Event queue: (time, priority, seq, kind, payload); provider events before PSR actions
-    # before timers at the same instant.
-
-    def _push(self, at: datetime, priority: int, kind: str, payload: Any) -> None:
-        heapq.heappush(self._queue, (at, priority, next(self._seq), kind, payload))
-
-    def _deliver(self, at: datetime, event: CallEvent) -> None:
-        self._push(at, 0, "event", event)
-
-    def _on_agent(self, agent: AgentRuntime) -> None:
-        if agent.state is AgentState.wrap_up:
-            after = timedelta(seconds=self.wrap.sample(self.rng))
-            self._push(self.clock.now() + after, 1, "dispose", agent.id)
-
-    def _disposition(self) -> Disposition:
-        shares = self.scenario.dispositions
-        pick = self.rng.random() * sum(shares.values())
-        for name, share in shares.items():
-            pick -= share
-            if pick <= 0:
-                return Disposition(name)
-        return Disposition(next(iter(shares)))
+    def _disposition(self, kind: str) -> tuple[Disposition, datetime | None]:
+        return Disposition(choose(self.scenario.dispositions, self.rng)), None
 
     def run(self, progress: Callable[[int], None] | None = None) -> None:
         """Simulate every shift."""
         mode, ratio, counting = pacer_settings(self.scenario.pacer)
-        self.campaign = self.world.campaign()
         for day in range(self.scenario.days):
             self._shift_index = day
             start, end = self.world.shift(day)
@@ -313,8 +293,8 @@ class Simulation:
                 progress(day + 1)
         self.store.flush()
 
-    def _staff(self, start: datetime, end: datetime) -> None:
-        """PSR logins and logouts over the shift (a constant count, or a schedule)."""
+    def _shift(self, start: datetime, end: datetime) -> None:
+        """One shift: staff changes, pacing ticks, and dialing until the shift closes."""
         schedule = self.scenario.agents
         changes = (
             [(0.0, float(schedule))]
@@ -322,56 +302,17 @@ class Simulation:
             else [(s.from_hour, s.value) for s in sorted(schedule, key=lambda s: s.from_hour)]
         )
         for hours, count in changes:
-            self._push(start + timedelta(hours=hours), 1, "staff", int(count))
-        self._push(end, 1, "staff", 0)
-
-    def _shift(self, start: datetime, end: datetime) -> None:
-        self._staff(start, end)
+            self.loop.push(start + timedelta(hours=hours), ACTION, "staff", int(count))
+        self.loop.push(end, ACTION, "staff", 0)
         self.dispatcher.campaigns[self.campaign.name].open = True
-        self._push(end, 2, "close", None)
-        ticking = self.dispatcher.pools[(self.campaign.name, "en")].pacer.mode in (
-            "predictive",
-            "adaptive",
-        )
-        if ticking:
-            self._push(start, 3, "tick", end)
-        while self._queue or self.dispatcher.next_deadline():
-            self._step(end)
-            if not self._queue and self.dispatcher.next_deadline() is None:
-                break
-            if (
-                self._queue
-                and self._queue[0][0] > end + timedelta(hours=2)
-                and not any(self.dispatcher.lines)
-            ):
-                break
+        self.loop.push(end, CLOSE, "close")
+        mode = self.dispatcher.pools[(self.campaign.name, "en")].pacer.mode
+        if mode in ("predictive", "adaptive"):
+            self.loop.every(start, end, self.scenario.tick_seconds)
+        self.loop.run()
 
-    def _step(self, end: datetime) -> None:
-        deadline = self.dispatcher.next_deadline()
-        if deadline is not None and (not self._queue or deadline < self._queue[0][0]):
-            self.clock.advance_to(max(deadline, self.clock.now()))
-            self.dispatcher.tick()
-            return
-        at, _, _, kind, payload = heapq.heappop(self._queue)
-        self.clock.advance_to(max(at, self.clock.now()))
-        self._handle(kind, payload, end)
-
-    def _handle(self, kind: str, payload: Any, end: datetime) -> None:
-        dispatcher = self.dispatcher
-        if kind == "event":
-            dispatcher.on_event(payload)
-        elif kind == "dispose":
-            if payload in dispatcher.agents:
-                dispatcher.dispose(payload, self._disposition())
-        elif kind == "staff":
-            self._set_staff(int(payload))
-        elif kind == "close":
-            dispatcher.close_campaign(self.campaign.name)
-        elif kind == "tick" and self.clock.now() < payload:
-            dispatcher.tick()
-            self._push(
-                self.clock.now() + timedelta(seconds=self.scenario.tick_seconds), 3, "tick", payload
-            )
+    def _close(self, _: object) -> None:
+        self.dispatcher.close_campaign(self.campaign.name)
 
     def _set_staff(self, count: int) -> None:
         """Log PSRs in or out to reach ``count`` (Spanish speakers are the first ones)."""
@@ -380,11 +321,8 @@ class Simulation:
         now = self.clock.now()
         for index in range(len(present), count):
             name = f"psr-{index + 1:03d}"
-            languages = (
-                frozenset({"en", "es"})
-                if index < self.scenario.spanish_agents
-                else (frozenset({"en"}))
-            )
+            spanish = index < self.scenario.spanish_agents
+            languages = frozenset({"en", "es"}) if spanish else frozenset({"en"})
             agent_id = self.store.register_agent(name, languages, now)
             dispatcher.login(agent_id, name, languages)
             dispatcher.ready(agent_id)

@@ -520,20 +520,15 @@ class EngineStore:
                 ).scalar_one()
             )
 
-    def due_callbacks(self, campaign_id: int, until: datetime) -> list[Any]:
-        """Open callbacks due by ``until``."""
+    def open_callbacks(self, campaign_id: int) -> list[Any]:
+        """The campaign's callbacks not yet placed: id, household_id, agent_id, due_at."""
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(Callback)
-                    .where(
-                        Callback.campaign_id == campaign_id,
-                        Callback.done_at.is_(None),
-                        Callback.due_at <= until,
-                    )
-                    .order_by(Callback.due_at)
-                ).all()
+            query = (
+                select(Callback.id, Callback.household_id, Callback.agent_id, Callback.due_at)
+                .where(Callback.campaign_id == campaign_id, Callback.done_at.is_(None))
+                .order_by(Callback.due_at)
             )
+            return list(conn.execute(query).all())
 
     def close_callback(self, callback_id: int, now: datetime) -> None:
         """Mark a callback done."""

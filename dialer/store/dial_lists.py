@@ -58,6 +58,7 @@ ENTRY_COLUMNS = [
     "patient_ids",
     "patient_count",
     "priority",
+    "states",
 ]
 
 

@@ -76,12 +76,17 @@ def allocate(free: list[AgentRuntime], pools: list[PoolDemand]) -> dict[int, Poo
     target = {p.key: total_agents * p.weight / total_weight for p in pools}
     assigned = {p.key: float(p.assigned_busy) for p in pools}
     options = {a.id: [p.key for p in pools if a.serves(p.key)] for a in free}
+    # How many free PSRs could still go to each pool: among equal shortfalls, the pool fewer
+    # PSRs can serve (Spanish) is filled first, so a bilingual PSR is not spent on English.
+    able = {p.key: sum(1 for a in free if p.key in options[a.id]) for p in pools}
     result: dict[int, PoolKey] = {}
     for agent in sorted(free, key=lambda a: (len(options[a.id]), a.id)):
         choices = options[agent.id]
+        for key in choices:
+            able[key] -= 1
         if not choices:
             continue
-        best = max(choices, key=lambda k: (target[k] - assigned[k], -choices.index(k)))
+        best = max(choices, key=lambda k: (target[k] - assigned[k], -able[k], -choices.index(k)))
         result[agent.id] = best
         assigned[best] += 1
     return result

@@ -108,7 +108,13 @@ class Call:
     agent_id: int | None = None
     outcome: Outcome | None = None
     opted_out: bool = False
+    message_played: bool = False
     seen: frozenset[str] = frozenset()
+
+    @property
+    def answered(self) -> datetime | None:
+        """When the line was picked up: the answer report, else the first detection."""
+        return self.answered_at or self.person_detected_at or self.machine_detected_at
 
 
 OPT_OUT_DIGIT = "9"
@@ -123,8 +129,8 @@ _HANGUP_OUTCOME = {
     CallStatus.dialing: Outcome.failed,
     CallStatus.ringing: Outcome.no_answer,
     # Picked up and gone before anyone could tell who: no person was detected, so it is not a
-    # live answer (and cannot be an abandoned one).
-    CallStatus.answered: Outcome.failed,
+    # live answer (and cannot be an abandoned one); nobody we could talk to answered.
+    CallStatus.answered: Outcome.no_answer,
     CallStatus.person: Outcome.abandoned,  # hung up inside the grace, without a PSR
     CallStatus.machine: Outcome.machine,
     CallStatus.bridged: Outcome.connected,
@@ -132,6 +138,7 @@ _HANGUP_OUTCOME = {
     CallStatus.voicemail: Outcome.left_message,
 }
 Result = tuple[Call, tuple[Effect, ...]]
+_UNANSWERED = frozenset({Outcome.no_answer, Outcome.busy, Outcome.failed})
 
 
 def _advance(call: Call, status: CallStatus, **stamps: datetime) -> Call:
@@ -151,19 +158,28 @@ def _end(call: Call, at: datetime, outcome: Outcome) -> Result:
 def _on_event(call: Call, step: Step) -> Result:
     kind, at = step.kind, step.at
     if kind in _ENDINGS:
-        return _end(call, at, _ENDINGS[kind])  # type: ignore[index]
+        # Busy, failed or no-answer can only describe a call nobody picked up; reported after
+        # the answer (out of order, or a provider's end-of-call status), the call ends as a
+        # hang-up where it was.
+        before_answer = RANK[call.status] < RANK[CallStatus.answered]
+        late = _HANGUP_OUTCOME.get(call.status, Outcome.failed)
+        outcome = _ENDINGS[kind] if before_answer else late  # type: ignore[index]
+        return _end(call, at, outcome)
     if kind is EventKind.hangup:
         return _end(call, at, _HANGUP_OUTCOME.get(call.status, Outcome.failed))
     if kind is EventKind.message_done:
-        outcome = (
-            Outcome.abandoned if call.status is CallStatus.safe_harbor else Outcome.left_message
-        )
-        return _end(call, at, outcome)
+        if call.status is CallStatus.safe_harbor:
+            return _end(call, at, Outcome.abandoned)
+        if call.status is CallStatus.voicemail:
+            return _end(call, at, Outcome.left_message)
+        return call, ()  # no message was playing
     if kind is EventKind.keypress:
-        opted = call.status in (CallStatus.safe_harbor, CallStatus.voicemail) and (
-            OPT_OUT_DIGIT in (step.digits or "")
+        # The opt-out key counts while a message plays, and also when its report arrives after
+        # the message ended (providers do not order these reports).
+        played = call.status in (CallStatus.safe_harbor, CallStatus.voicemail) or (
+            call.outcome in (Outcome.abandoned, Outcome.left_message) and call.message_played
         )
-        if opted and not call.opted_out:
+        if played and OPT_OUT_DIGIT in (step.digits or "") and not call.opted_out:
             return replace(call, opted_out=True), (Effect.opt_out,)
         return call, ()
     return _on_progress(call, step)
@@ -178,15 +194,21 @@ def _on_progress(call: Call, step: Step) -> Result:
         return _advance(call, CallStatus.ringing, ringing_at=at), ()
     if kind is EventKind.answered:
         return _advance(call, CallStatus.answered, answered_at=at), ()
-    if kind is EventKind.person_detected:
-        new = _advance(call, CallStatus.person, answered_at=at, person_detected_at=at)
-        fresh = new.status is CallStatus.person and before is not CallStatus.person
-        return new, (Effect.need_agent,) if fresh else ()
-    if kind is EventKind.machine_detected:
-        new = _advance(call, CallStatus.machine, answered_at=at, machine_detected_at=at)
+    if kind in (EventKind.person_detected, EventKind.machine_detected):
+        # A detection that contradicts an earlier one, or comes for a call that ended
+        # unanswered, is noise: it must not count a live answer that never was.
+        decided = call.person_detected_at is not None or call.machine_detected_at is not None
+        unanswered = call.status is CallStatus.ended and call.outcome in _UNANSWERED
+        if decided or unanswered:
+            return call, ()
+        if kind is EventKind.person_detected:
+            new = _advance(call, CallStatus.person, person_detected_at=at)
+            fresh = new.status is CallStatus.person and before is not CallStatus.person
+            return new, (Effect.need_agent,) if fresh else ()
+        new = _advance(call, CallStatus.machine, machine_detected_at=at)
         fresh = new.status is CallStatus.machine and before is not CallStatus.machine
         return new, (Effect.machine,) if fresh else ()
-    if kind is EventKind.bridged:
+    if kind is EventKind.bridged and call.status is CallStatus.bridged:
         return replace(call, bridged_at=call.bridged_at or at), ()
     return call, ()
 
@@ -194,12 +216,19 @@ def _on_progress(call: Call, step: Step) -> Result:
 def _on_command(call: Call, step: Step) -> Result:
     kind, at = step.kind, step.at
     if kind is Command.bridge and call.status is CallStatus.person:
-        new = replace(call, status=CallStatus.bridged, bridged_at=at, agent_id=step.agent_id)
+        new = replace(
+            call,
+            status=CallStatus.bridged,
+            bridged_at=call.bridged_at or at,
+            agent_id=step.agent_id,
+        )
         return new, (Effect.bridge,)
     if kind is Command.abandon and call.status is CallStatus.person:
-        return replace(call, status=CallStatus.safe_harbor), (Effect.play_safe_harbor,)
+        new = replace(call, status=CallStatus.safe_harbor, message_played=True)
+        return new, (Effect.play_safe_harbor,)
     if kind is Command.leave_message and call.status is CallStatus.machine:
-        return replace(call, status=CallStatus.voicemail), (Effect.play_voicemail,)
+        new = replace(call, status=CallStatus.voicemail, message_played=True)
+        return new, (Effect.play_voicemail,)
     if kind is Command.hang_up and call.status is not CallStatus.ended:
         return call, (Effect.hang_up,)
     return call, ()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,6 +40,8 @@ from dialer.pacing import Pacer, PoolSnapshot, ProgressivePacer, make_pacer
 from dialer.staterules import StateRules
 from dialer.store.attempts import CampaignInfo, ClaimedEntry, EngineStore, Launch
 from dialer.telephony.base import CallEvent, CallRequest, Provider
+
+RECENT_CALLS = 2000  # ended calls kept for late provider reports
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Dispatcher:
         # act on them).
         self.listeners: list[Callable[[AgentRuntime], None]] = []
         self._previews: dict[int, tuple[PoolKey, ClaimedEntry]] = {}
+        # Calls ended recently, for late reports (an opt-out key reported after the hang-up).
+        self._ended_lines: OrderedDict[int, Line] = OrderedDict()
         self._callbacks: list[CallbackDue] = []
 
     # Set-up --------------------------------------------------------------------------------
@@ -548,9 +552,9 @@ class Dispatcher:
 
     def on_event(self, event: CallEvent) -> None:
         """Apply a provider event, act on it, and dispatch."""
-        line = self.lines.get(event.attempt_id)
+        line = self.lines.get(event.attempt_id) or self._ended_lines.get(event.attempt_id)
         if line is None:
-            return  # a late event for a finished call: nothing can move it
+            return  # a late event for a call finished long ago: nothing can move it
         new, effects = apply(line.call, Step.of(event))
         if new is line.call:
             return  # seen before
@@ -561,7 +565,7 @@ class Dispatcher:
 
     def _command(self, line: Line, command: Command, agent_id: int | None = None) -> None:
         now = self.clock.now()
-        step = Step(f"engine:{line.call.attempt_id}:{command.value}", now, command, agent_id)
+        step = Step(f"engine:{next(self._seq)}", now, command, agent_id)
         line.call, effects = apply(line.call, step)
         self._effects(line, effects)
 
@@ -718,7 +722,7 @@ class Dispatcher:
         self.store.note_attempt(
             call.attempt_id,
             ringing_at=call.ringing_at,
-            answered_at=call.answered_at,
+            answered_at=call.answered,
             person_detected_at=call.person_detected_at,
             machine_detected_at=call.machine_detected_at,
             connected_at=call.bridged_at,
@@ -736,7 +740,7 @@ class Dispatcher:
                 call.attempt_id,
             )
             return  # the disposition decides what happens to the household
-        del self.lines[call.attempt_id]
+        self._forget(call.attempt_id)
         self._schedule_next(line.entry, line.pool[0], outcome.value, call.ended_at)
 
     # Dispositions ------------------------------------------------------------------------------
@@ -754,7 +758,8 @@ class Dispatcher:
         attempt_id = self._wrap_attempt.pop(agent_id, None)
         if attempt_id is None:
             return
-        line = self.lines.pop(attempt_id)
+        line = self.lines[attempt_id]
+        self._forget(attempt_id)
         now = self.clock.now()
         campaign = self.campaigns[line.pool[0]]
         kind = campaign.info.model.kind
@@ -811,6 +816,13 @@ class Dispatcher:
         if is_conversion(disposition, run.info.model.kind):
             self.store.note_household(entry.household_id, last_converted_at=now)
         self._schedule_next(entry, line.pool[0], disposition.value, now)
+
+    def _forget(self, attempt_id: int) -> None:
+        """A call is done with; keep it a while for late reports."""
+        line = self.lines.pop(attempt_id)
+        self._ended_lines[attempt_id] = line
+        while len(self._ended_lines) > RECENT_CALLS:
+            self._ended_lines.popitem(last=False)
 
     def _wrap_timeout(self, attempt_id: int) -> None:
         """Wrap-up ran out for this call: it gets ``no_disposition`` (if still open)."""

@@ -82,8 +82,9 @@ class ProgressivePacer(_NoLearning):
     reserves = True
 
     def lines_to_start(self, snap: PoolSnapshot) -> int:
-        """Every ready PSR gets a line."""
-        return snap.ready
+        """Every ready PSR gets a line, counting unreserved lines already in flight (left from
+        another mode when the abandonment guard switched to this one) as taken."""
+        return max(0, snap.ready - snap.lines)
 
 
 class PreviewPacer(ProgressivePacer):

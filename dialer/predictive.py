@@ -70,9 +70,12 @@ REFIT_LINES = 200  # resolved lines between refits of the ring tables
 
 P_FAST, P_SLOW = 300.0, 3000.0  # memories (lines) of the two live-rate estimators
 P_SHIFT_Z = 4.0  # the fast estimate this many sd away from the slow one: a change
-LAMBDA_START = 0.015  # abandon probability a new line's person may carry, at first
+LAMBDA_START = 0.01  # abandon probability a new line's person may carry, at first
 LAMBDA_MIN, LAMBDA_MAX = 1e-4, 0.5
 GAIN = 0.05  # log-lambda step per person detected, per unit of error
+TRIP_SHARE = 0.93  # the period's rate this share of the cap is the edge of the safe band
+SLACK_ABANDONS = 4.0  # fewer abandons than this left before that edge: tighten
+SLACK_GAIN = 0.7  # log-lambda cut per abandon of slack missing
 IN_CONTROL_SECONDS = 5.0  # persons count for the controller if it decided this recently
 MAX_LINES_PER_PSR = 15  # sanity bound: unreserved lines per logged-in PSR
 
@@ -225,8 +228,11 @@ class PredictivePacer:
 
     @property
     def threshold(self) -> float:
-        """The marginal abandon probability a new line may carry."""
-        return math.exp(self.log_lambda)
+        """The abandon probability a new line's person may carry: the controller's, cut when
+        the period's abandons come near the edge of the band the guard tolerates."""
+        slack = TRIP_SHARE * self.cap * self.period_persons - self.period_abandons
+        missing = max(0.0, SLACK_ABANDONS - slack)
+        return math.exp(self.log_lambda - SLACK_GAIN * missing)
 
     # Tables --------------------------------------------------------------------------------
 

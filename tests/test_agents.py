@@ -224,11 +224,6 @@ def test_ties_go_to_the_pool_listed_first(make_agent: MakeAgent) -> None:
     assert allocate([make_agent(1)], [b, a]) == {1: b.key}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="questionable: equal shortfalls are broken by pool order, not by how few PSRs can "
-    "serve a pool, so the only Spanish speaker can be spent on English while Spanish waits",
-)
 def test_the_only_spanish_speaker_serves_spanish_when_english_is_covered(
     make_agent: MakeAgent,
 ) -> None:

@@ -2,8 +2,7 @@
 the opt-out key, commands out of place, and a hypothesis property over random event streams.
 
 Steps are written as ``(kind, seconds after now, status after, effects)`` rows so a path reads
-as the call's timeline. Tests marked ``xfail(strict=True)`` pin a behaviour the issue asks for
-that :mod:`dialer.calls` does not have yet; they turn into failures the day it is fixed.
+as the call's timeline.
 """
 
 from __future__ import annotations
@@ -182,10 +181,11 @@ PATHS: dict[str, tuple[list[Row], Outcome]] = {
     ),
     "queued-busy=busy": ([(E.busy, 1, S.ended, (Effect.ended,))], Outcome.busy),
     "queued-hangup=failed": ([(E.hangup, 1, S.ended, (Effect.ended,))], Outcome.failed),
-    # Picked up and gone before detection: the module's choice, questioned in the report.
-    "answered-hangup=failed": (
+    # Picked up and gone before detection: nobody we could talk to answered (not a live
+    # answer, and not a network failure either).
+    "answered-hangup=no_answer": (
         [*RING, (E.answered, 9, S.answered, ()), (E.hangup, 10, S.ended, (Effect.ended,))],
-        Outcome.failed,
+        Outcome.no_answer,
     ),
 }
 
@@ -226,10 +226,13 @@ def test_connected_call_keeps_every_timestamp_and_the_agent(play: Play, now: dat
     )
 
 
-def test_person_detected_without_answered_event_stamps_both(play: Play, now: datetime) -> None:
+def test_person_detected_without_answered_event_answers_at_detection(
+    play: Play, now: datetime
+) -> None:
     call, _ = play([(E.initiated, 0), (E.ringing, 1), (E.person_detected, 10)])
 
-    assert call.answered_at == call.person_detected_at == at(now, 10)
+    assert call.answered_at is None  # no answer report: left for a late one to fill
+    assert call.answered == call.person_detected_at == at(now, 10)
 
 
 @pytest.mark.parametrize(
@@ -388,11 +391,6 @@ CONTRADICTIONS: dict[str, tuple[Rows, str]] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a late detection contradicting the call's path still stamps itself; a "
-    "person_detected_at on a machine or unanswered call counts as a live answer in the metrics",
-)
 @pytest.mark.parametrize(("rows", "stamp"), CONTRADICTIONS.values(), ids=CONTRADICTIONS.keys())
 def test_a_contradicting_late_detection_stamps_nothing(play: Play, rows: Rows, stamp: str) -> None:
     call, _ = play(rows)
@@ -400,11 +398,6 @@ def test_a_contradicting_late_detection_stamps_nothing(play: Play, rows: Rows, s
     assert getattr(call, stamp) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deviation: detection fills answered_at with its own time, so an answered event "
-    "delivered after it cannot store when the line was really answered",
-)
 def test_answered_delivered_after_detection_keeps_the_real_answer_time(
     play: Play, now: datetime
 ) -> None:
@@ -413,25 +406,21 @@ def test_answered_delivered_after_detection_keeps_the_real_answer_time(
     assert (call.answered_at, call.person_detected_at) == (at(now, 9), at(now, 10))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a bridged report before the engine's bridge is overwritten by the command, "
-    "though a set timestamp must never change",
-)
 def test_a_bridged_time_once_stamped_never_changes(play: Play, now: datetime) -> None:
-    call, _ = play([*RING, (E.person_detected, 10), (E.bridged, 10.5), (C.bridge, 11)])
+    call, _ = play([*RING, (E.person_detected, 10), (C.bridge, 11), (E.bridged, 11.5)])
 
-    assert call.bridged_at == at(now, 10.5)
+    assert call.bridged_at == at(now, 11)
+
+
+def test_a_bridged_report_for_a_call_never_bridged_stamps_nothing(play: Play) -> None:
+    call, _ = play([*RING, (E.person_detected, 10), (E.bridged, 10.5)])
+
+    assert (call.status, call.bridged_at) == (S.person, None)
 
 
 # -- ending while answered ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: busy/no_answer/failed end an answered call with a pre-answer outcome: a person "
-    "waiting ends 'failed' (never counted as abandoned), a bridged call ends without 'connected'",
-)
 @pytest.mark.parametrize("ending", [E.failed, E.busy, E.no_answer], ids=lambda k: k.value)
 @pytest.mark.parametrize(
     ("rows", "outcome"),
@@ -451,11 +440,6 @@ def test_an_ending_event_after_the_answer_keeps_the_answered_outcome(
     assert call.outcome is outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: message_done outside a message ends the call as left_message (a bridged call "
-    "loses 'connected', a waiting person is never abandoned)",
-)
 @pytest.mark.parametrize(
     "rows",
     [
@@ -528,11 +512,6 @@ def test_opt_out_key_outside_a_message_is_ignored(play: Play, step: MakeStep, ro
     assert (call.opted_out, effects, call.status) == (False, (), before.status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compliance: a 9 pressed during the safe-harbor message but delivered after "
-    "message_done (out of order) is dropped, so the number never reaches do-not-call",
-)
 def test_opt_out_key_delivered_after_message_done_still_opts_out(
     play: Play, step: MakeStep
 ) -> None:
@@ -587,6 +566,9 @@ def test_each_command_in_each_state(
     status, expected = VALID[(state, command)]
     assert (call.status, effects) == (status, expected)
     others = {"status", "bridged_at", "agent_id"} if command is C.bridge else {"status"}
+    if command in (C.abandon, C.leave_message):
+        assert call.message_played  # a late opt-out key still counts after it ends
+        others |= {"message_played"}
     assert replace(call, **{name: getattr(seen, name) for name in others}) == seen
 
 

@@ -87,12 +87,6 @@ def test_mode_and_reservation(pacer: Pacer, mode: str, reserves: bool) -> None:
     assert (pacer.mode, pacer.reserves) == (mode, reserves)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="questionable: when the abandonment guard swaps a ratio pool to progressive, "
-    "unreserved lines already ringing are ignored, so every ready PSR gets reserved and the "
-    "persons those lines find are abandoned while the guard is on",
-)
 def test_progressive_leaves_ready_psrs_for_unreserved_lines_in_flight(make_snapshot: Snap) -> None:
     snap = make_snapshot(ready=3, logged_in=3, ringing_elapsed=ringing(2))
 

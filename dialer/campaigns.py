@@ -316,6 +316,9 @@ class Dialing(Strict):
         "clinic", description="Number the messages give: 'clinic' or E.164."
     )
     voicemail: Literal["leave_message", "hang_up"] = "leave_message"
+    weight: float = Field(
+        1.0, gt=0, description="Share of the PSRs when several campaigns dial at once (relative)."
+    )
 
     @field_validator("caller_id", "callback_number")
     @classmethod

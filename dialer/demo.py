@@ -19,11 +19,17 @@ from dialer.campaigns import load_campaigns, packaged_campaigns_dir
 from dialer.errors import DemoRefused
 from dialer.ingest.importer import import_file
 from dialer.lists import DialListResult
+from dialer.settings import load_settings
 from dialer.store.db import safe_url
 from dialer.store.dial_lists import build_list
 from dialer.store.models import (
+    Agent,
+    AgentEvent,
     Appointment,
     AppointmentConfirmation,
+    Attempt,
+    Callback,
+    CallEventRecord,
     CampaignHousehold,
     Clinic,
     DialList,
@@ -33,8 +39,10 @@ from dialer.store.models import (
     Patient,
     Phone,
     Recall,
+    RetiredPhone,
 )
 from dialer.synthetic import generate_chain
+from dialer.workday import CampaignDay, Workday, next_workday, run_workday
 
 DEMO_SOURCE = "demo"
 DEMO_PATIENTS = 5000
@@ -52,22 +60,24 @@ class DemoResult:
     patients: int
     appointments: int
     lists: list[DialListResult] = field(default_factory=list)
+    day: list[CampaignDay] = field(default_factory=list)
+    agents: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` shape."""
+        days = {d.name: d for d in self.day}
         return {
             "database": self.database,
-            "as_of": self.as_of.isoformat(),
+            "day": self.as_of.isoformat(),
             "clinics": self.clinics,
             "patients": self.patients,
             "appointments": self.appointments,
+            "agents": self.agents,
             "campaigns": [
                 {
-                    "name": r.campaign,
-                    "kind": r.kind,
+                    **days[r.campaign].as_json(),
                     "candidates": len(r.candidates),
                     "eligible_patients": r.eligible_patients,
-                    "entries": len(r.entries),
                     "excluded": r.excluded,
                 }
                 for r in self.lists
@@ -89,6 +99,11 @@ def clear_demo(conn: Connection) -> None:
     demo_patients = select(Patient.id).where(Patient.source == DEMO_SOURCE)
     demo_appointments = select(Appointment.id).where(Appointment.source == DEMO_SOURCE)
     for statement in (
+        delete(CallEventRecord),
+        delete(Callback),
+        delete(Attempt),
+        delete(AgentEvent),
+        delete(Agent),
         delete(DialListEntry),
         delete(DialListPatient),
         delete(DialList),
@@ -99,7 +114,8 @@ def clear_demo(conn: Connection) -> None:
         delete(Appointment).where(Appointment.source == DEMO_SOURCE),
         delete(Recall).where(Recall.patient_id.in_(demo_patients)),
         delete(Phone).where(Phone.patient_id.in_(demo_patients)),
-        delete(DncEntry).where(DncEntry.source == DEMO_SOURCE),
+        delete(DncEntry).where(DncEntry.source.in_((DEMO_SOURCE, "keypress", "disposition"))),
+        delete(RetiredPhone),
     ):
         conn.execute(statement)
     conn.execute(update(Patient).values(guarantor_id=None))
@@ -108,10 +124,11 @@ def clear_demo(conn: Connection) -> None:
 
 
 def run_demo(engine: Engine, *, today: date | None = None, step: Step | None = None) -> DemoResult:
-    """Generate the demo chain, import it, and build the three example campaigns' lists."""
+    """Generate the demo chain, import it, build the three example campaigns' lists for the next
+    working day, and dial that day through the engine with 12 simulated PSRs (4 bilingual)."""
     say = step or (lambda _: None)
     now = datetime.now(UTC)
-    as_of = today or now.date()
+    as_of = next_workday(today or now.date())
     with engine.begin() as conn:
         others = foreign_rows(conn)
         if others:
@@ -133,8 +150,24 @@ def run_demo(engine: Engine, *, today: date | None = None, step: Step | None = N
             say(f"Importing {kind}")
             imported = import_file(engine, kind, path, now=now, source=DEMO_SOURCE)
             setattr(result, kind, imported.inserted + imported.updated + imported.unchanged)
+    campaigns = []
     for name, (campaign, path) in sorted(load_campaigns(packaged_campaigns_dir()).items()):
         say(f"Building {name}")
         built, _ = build_list(engine, campaign, path, as_of=as_of, now=now)
         result.lists.append(built)
+        campaigns.append((campaign, len(built.entries)))
+    workday = Workday(as_of, demo_zone(engine), seed=DEMO_SEED)
+    say(f"Dialing {as_of.isoformat()} with {workday.agents} PSRs ({workday.bilingual} bilingual)")
+    result.day = run_workday(engine, campaigns, workday)
+    result.agents = workday.agents
     return result
+
+
+def demo_zone(engine: Engine) -> str:
+    """The call center's zone: DIALER_TIMEZONE, else the first clinic's."""
+    configured = load_settings().timezone
+    if configured:
+        return configured
+    with engine.connect() as conn:
+        zone = conn.execute(select(Clinic.timezone).order_by(Clinic.id).limit(1)).scalar()
+    return zone or "America/Chicago"

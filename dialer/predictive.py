@@ -80,11 +80,6 @@ IN_CONTROL_SECONDS = 5.0  # persons count for the controller if it decided this 
 MAX_LINES_PER_PSR = 15  # sanity bound: unreserved lines per logged-in PSR
 
 
-def _phi_tail(x: float) -> float:
-    """P(N(0, 1) > x)."""
-    return 0.5 * math.erfc(x / math.sqrt(2.0))
-
-
 class _Samples:
     """Recent observations of one duration, with an empirical CDF."""
 
@@ -132,12 +127,14 @@ class PredictivePacer:
         self._since_handles = 0
         self._since_lines = 0
         self._p_fitted = -1.0
-        # Tables (see _fit_*): busy PSRs (mean, var) and ringing lines (mean, var) by K horizons.
-        self._busy_q: FloatArray = np.zeros((HANDLE_GRID + 1, K))
-        self._busy_v: FloatArray = np.zeros((HANDLE_GRID + 1, K))
-        self._ring_q: FloatArray = np.zeros((RING_GRID + 1, K))
-        self._ring_v: FloatArray = np.zeros((RING_GRID + 1, K))
-        self._new_q: list[float] = [0.0] * K  # persons by each horizon per line started now
+        # Tables (see _fit_*), per row the K horizons' contributions to the mean of (free PSRs -
+        # persons) then the K variances: by a busy PSR's elapsed seconds, by a ringing line's
+        # elapsed half-seconds; and per line started now (persons by each horizon).
+        self._busy: FloatArray = np.zeros((HANDLE_GRID + 1, 2 * K))
+        self._ring: FloatArray = np.zeros((RING_GRID + 1, 2 * K))
+        self._empty: FloatArray = np.zeros(2 * K)
+        self._new_q: list[float] = [0.0] * K
+        self._new_v: list[float] = [0.0] * K
         # The 30-day period's persons and abandons (the ledger's count rule, replicated).
         self._origin: datetime | None = None
         self._period = -1
@@ -260,8 +257,7 @@ class PredictivePacer:
         if thin.any():
             first = int(np.argmax(thin))
             q[first:] = q[max(0, first - 1)]
-        self._busy_q = q
-        self._busy_v = q * (1.0 - q)
+        self._busy = np.hstack([q, q * (1.0 - q)])
 
     def _fit_rings(self) -> None:
         self._since_lines = 0
@@ -281,10 +277,10 @@ class PredictivePacer:
             0.0,
         )
         q = np.clip(q, 0.0, 1.0)
-        self._ring_q = q
-        self._ring_v = q * (1.0 - q)
+        self._ring = np.hstack([-q, q * (1.0 - q)])
         levels = (np.arange(K, dtype=np.float64) + 0.5) / K
-        self._new_q = [float(x) for x in p * levels]
+        self._new_q = [float(p * x) for x in levels]
+        self._new_v = [q * (1.0 - q) for q in self._new_q]
         if self.handles_seen:
             self._fit_handles()
 
@@ -323,40 +319,45 @@ class PredictivePacer:
 
     def marginal(self, snap: PoolSnapshot, started: int = 0) -> float:
         """Abandon probability of the person of one more line after ``started`` new ones."""
-        mean, var = self._sums(snap)
-        return self._marginal(mean, var, started)
+        means, variances = self._sums(snap)
+        return self._marginal(means, variances, started)
 
-    def _sums(self, snap: PoolSnapshot) -> tuple[FloatArray, FloatArray]:
-        """Mean and variance of (free PSRs - persons before a new line's) per horizon."""
-        mean = np.full(K, float(snap.ready - snap.waiting))
-        var = np.zeros(K)
-        if snap.busy_elapsed:
-            index = np.minimum(np.asarray(snap.busy_elapsed, dtype=np.int64), HANDLE_GRID)
-            mean += self._busy_q[index].sum(axis=0)
-            var += self._busy_v[index].sum(axis=0)
-        if snap.ringing_elapsed:
-            rung = np.asarray(snap.ringing_elapsed) * (1 / RING_STEP)
-            index = np.minimum(rung.astype(np.int64), RING_GRID)
-            mean -= self._ring_q[index].sum(axis=0)
-            var += self._ring_v[index].sum(axis=0)
-        return mean, var
+    def _sums(self, snap: PoolSnapshot) -> tuple[list[float], list[float]]:
+        """Mean (less the continuity correction) and variance of (free PSRs - persons before a
+        new line's person) at each of the K horizons."""
+        busy, ringing = snap.busy_elapsed, snap.ringing_elapsed
+        total = self._empty
+        if busy:
+            index = np.asarray(busy, dtype=np.int64)  # whole seconds
+            if max(busy) > HANDLE_GRID:
+                np.minimum(index, HANDLE_GRID, out=index)
+            total = self._busy.take(index, axis=0).sum(axis=0)
+        if ringing:
+            index = (np.asarray(ringing, dtype=np.float64) * (1 / RING_STEP)).astype(np.int64)
+            if max(ringing) > RING_GRID * RING_STEP:
+                np.minimum(index, RING_GRID, out=index)
+            total = total + self._ring.take(index, axis=0).sum(axis=0)
+        values: list[float] = total.tolist()
+        base = snap.ready - snap.waiting - 0.5
+        return [base + x for x in values[:K]], values[K:]
 
-    def _marginal(self, mean: FloatArray, var: FloatArray, started: int) -> float:
+    def _marginal(self, means: list[float], variances: list[float], started: int) -> float:
+        """P(no PSR for the person of one more line), averaged over the K arrival times."""
         total = 0.0
-        for k in range(K):
-            c = self._new_q[k]
-            m = float(mean[k]) - started * c - 0.5
-            v = float(var[k]) + started * c * (1 - c)
-            if v <= 1e-12:
-                total += 0.0 if m >= 0 else 1.0
-            else:
-                total += _phi_tail(m / math.sqrt(v))
-        return total / K
+        for mean, variance, q, v in zip(means, variances, self._new_q, self._new_v, strict=True):
+            m = mean - started * q
+            s = variance + started * v
+            if s > 1e-12:
+                total += math.erfc(m / math.sqrt(2.0 * s))
+            elif m < 0:
+                total += 2.0
+        return 0.5 * total / K
 
     def _wanted(self, snap: PoolSnapshot, most: int) -> int:
-        mean, var = self._sums(snap)
+        """Lines to start (at most ``most``): while the next one's marginal stays under lambda."""
+        means, variances = self._sums(snap)
         threshold = self.threshold
         started = 0
-        while started < most and self._marginal(mean, var, started) <= threshold:
+        while started < most and self._marginal(means, variances, started) <= threshold:
             started += 1
         return started

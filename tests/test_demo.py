@@ -13,7 +13,21 @@ from sqlalchemy import Engine
 from dialer.cli import cli
 from dialer.store.models import Clinic, DialListEntry, Patient
 
-KEYS = {"database", "as_of", "clinics", "patients", "appointments", "campaigns"}
+KEYS = {"database", "day", "clinics", "patients", "appointments", "agents", "campaigns"}
+CAMPAIGN_KEYS = {
+    "name",
+    "kind",
+    "entries",
+    "attempts",
+    "live_answers",
+    "contacts",
+    "conversions",
+    "abandon_rate",
+    "occupancy",
+    "candidates",
+    "eligible_patients",
+    "excluded",
+}
 
 
 def run(db_url: str, *args: str) -> tuple[int, str]:
@@ -35,8 +49,14 @@ def test_demo_imports_and_builds_three_lists_then_replaces_itself(
         "reactivation",
         "reminders",
     ]
+    assert first["agents"] == 12
     for campaign in first["campaigns"]:
+        assert set(campaign) == CAMPAIGN_KEYS
         assert campaign["entries"] > 0
+        assert campaign["attempts"] > 0
+        assert campaign["live_answers"] <= campaign["attempts"]
+        assert campaign["conversions"] <= campaign["contacts"] <= campaign["live_answers"]
+        assert campaign["abandon_rate"] <= 0.03
         assert campaign["candidates"] == campaign["eligible_patients"] + sum(
             campaign["excluded"].values()
         )

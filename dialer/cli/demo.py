@@ -20,11 +20,12 @@ NEXT_STEPS = """Next, try:
 @json_option
 @pass_app
 def demo(app: App, as_json: bool) -> None:
-    """Generate a synthetic 3-clinic chain, import it and build the example campaigns' lists.
+    """Generate a 3-clinic chain, build the example lists, and dial the next working day.
 
-    It writes into the configured database (default ./dialer.db) so the other commands work on
-    its results; run again, it replaces only the demo's own data, and it refuses a database
-    holding anything else.
+    The day is dialed by the real engine with 12 simulated PSRs (4 bilingual) against simulated
+    callees. It writes into the configured database (default ./dialer.db) so the other
+    commands work on its results; run again, it replaces only the demo's own data, and it
+    refuses a database holding anything else.
 
     \b
     Example:
@@ -52,7 +53,7 @@ def render_demo(result: DemoResult) -> None:
         [r.campaign, r.kind, len(r.candidates), r.eligible_patients, len(r.entries)]
         for r in result.lists
     ]
-    title = f"Dial lists as of {result.as_of.isoformat()}"
+    title = f"Dial lists for {result.as_of.isoformat()}"
     columns = ["campaign", "kind", "candidates", "eligible patients", "entries (households)"]
     out.print(table(title, columns, rows))
     used = {reason for r in result.lists for reason in r.excluded}
@@ -63,6 +64,35 @@ def render_demo(result: DemoResult) -> None:
             "Excluded patients by reason", ["reason", *[r.campaign for r in result.lists]], counts
         )
     )
+    if result.day:
+        day_rows = [
+            [
+                d.name,
+                d.entries,
+                d.attempts,
+                d.live_answers,
+                d.contacts,
+                d.conversions,
+                f"{d.abandon_rate:.1%}",
+                f"{d.occupancy:.1%}",
+            ]
+            for d in result.day
+        ]
+        title = (
+            f"{result.as_of.isoformat()} dialed by {result.agents} simulated PSRs "
+            "(abandonment cap 3.0%; occupancy: share of PSR time on the campaign)"
+        )
+        columns = [
+            "campaign",
+            "entries",
+            "dials",
+            "live answers",
+            "contacts",
+            "conversions",
+            "abandoned",
+            "occupancy",
+        ]
+        out.print(table(title, columns, day_rows))
     out.print(NEXT_STEPS, markup=False)
 
 

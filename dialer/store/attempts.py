@@ -296,6 +296,7 @@ class EngineStore:
         if not launches:
             return []
         fast = self.fast
+        fast.begin()
         try:
             if self._pending >= FLUSH_ROWS:
                 self._write_pending()
@@ -421,6 +422,7 @@ class EngineStore:
         self._queued_since = None
         if not self._pending:
             return
+        self.fast.begin()
         try:
             self._write_pending()
             self.fast.commit()

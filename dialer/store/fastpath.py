@@ -53,6 +53,11 @@ class FastPath:
         cursor.executemany(sql, [[self.adapt(v) for v in row] for row in rows])
         cursor.close()
 
+    def begin(self) -> None:
+        """Start a transaction (SQLite connections are in autocommit mode until told so)."""
+        if self.sqlite:
+            self.connection.cursor().execute("BEGIN")
+
     def commit(self) -> None:
         """Commit the current transaction."""
         self.connection.commit()

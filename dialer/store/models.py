@@ -272,7 +272,7 @@ class DialListEntry(Base):
     __table_args__ = (Index("ix_dial_list_entries_list_rank", "dial_list_id", "rank"),)
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     dial_list_id: Mapped[int] = mapped_column(ForeignKey("dial_lists.id", ondelete="CASCADE"))
-    entry_id: Mapped[int] = mapped_column(ForeignKey("campaign_households.id"))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("campaign_households.id"), index=True)
     rank: Mapped[int] = mapped_column(Integer)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     household_key: Mapped[str] = mapped_column(String(64))

@@ -152,7 +152,9 @@ class Dispatcher:
         """Start dialing a campaign (its latest list), with one pool per language."""
         now = self.clock.now()
         info = self.store.load_campaign(campaign, now)
-        run = CampaignRun(info, AbandonLedger(), weight)
+        # Calls this node left unfinished when it stopped: end them, release its claims.
+        self.store.reconcile(info.id, now)
+        run = CampaignRun(info, self._ledger(info), weight)
         self.campaigns[campaign.name] = run
         mode = pacer_mode or campaign.dialing.mode
         for language in ("en", "es"):
@@ -170,6 +172,14 @@ class Dispatcher:
         self._reallocate()
         self.dispatch()
         return run
+
+    def _ledger(self, info: CampaignInfo) -> AbandonLedger:
+        """The campaign's abandonment ledger, rebuilt from every person it has detected."""
+        first, history = self.store.abandonment_history(info.id)
+        ledger = AbandonLedger(started_at=first)
+        for detected_at, abandoned in history:
+            ledger.record(detected_at, bool(abandoned))
+        return ledger
 
     def close_campaign(self, name: str) -> None:
         """Stop starting lines for a campaign; calls in progress finish."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 
 from dialer.campaigns import CampaignModel
 from dialer.store.dial_lists import sync_campaign
@@ -521,6 +521,55 @@ class EngineStore:
                     .returning(Callback.id)
                 ).scalar_one()
             )
+
+    def reconcile(self, campaign_id: int, now: datetime) -> int:
+        """After a crash: end this campaign's attempts left without an end (no provider report
+        will come for them now) as ``failed``, noted, and release this node's claims. Returns
+        how many attempts were reconciled."""
+        with self.engine.begin() as conn:
+            dangling = conn.execute(
+                select(Attempt.id, Attempt.household_id).where(
+                    Attempt.campaign_id == campaign_id, Attempt.ended_at.is_(None)
+                )
+            ).all()
+            for attempt_id, household_id in dangling:
+                conn.execute(
+                    update(Attempt)
+                    .where(Attempt.id == attempt_id)
+                    .values(
+                        ended_at=now,
+                        outcome="failed",
+                        notes="reconciled after a restart: the call's end was never reported",
+                    )
+                )
+                conn.execute(
+                    update(CampaignHousehold)
+                    .where(CampaignHousehold.id == household_id)
+                    .values(next_attempt_at=now)
+                )
+            conn.execute(
+                update(CampaignHousehold)
+                .where(
+                    CampaignHousehold.campaign_id == campaign_id,
+                    CampaignHousehold.claimed_by == self.node,
+                )
+                .values(claimed_by=None, claimed_until=None)
+            )
+        return len(dangling)
+
+    def abandonment_history(self, campaign_id: int) -> tuple[datetime | None, list[Any]]:
+        """The campaign's first attempt time and every person detected (time, abandoned), for
+        the abandonment ledger to pick up where it left off."""
+        with self.engine.connect() as conn:
+            first = conn.execute(
+                select(func.min(Attempt.started_at)).where(Attempt.campaign_id == campaign_id)
+            ).scalar()
+            rows = conn.execute(
+                select(Attempt.person_detected_at, Attempt.abandoned).where(
+                    Attempt.campaign_id == campaign_id, Attempt.person_detected_at.is_not(None)
+                )
+            ).all()
+        return first, list(rows)
 
     def open_callbacks(self, campaign_id: int) -> list[Any]:
         """The campaign's callbacks not yet placed: id, household_id, agent_id, due_at."""

@@ -55,6 +55,7 @@ class EngineSettings:
     lease_seconds: float = 900.0
     empty_pool_retry_seconds: float = 60.0
     callback_owner_minutes: float = 15.0
+    flush_seconds: float = 5.0  # the longest an outcome or event waits to be written
 
 
 @dataclass
@@ -304,7 +305,7 @@ class Dispatcher:
                 self._wrap_timeout(ref)
             # "callback" timers only need the dispatch below
         self.dispatch()
-        self.store.maybe_flush(now)
+        self.store.maybe_flush(now, self.settings.flush_seconds)
 
     # Dispatching -----------------------------------------------------------------------------
 
@@ -327,25 +328,29 @@ class Dispatcher:
 
     def _snapshot(self, pool: Pool) -> PoolSnapshot:
         now = self.clock.now()
-        members = [a for a in self.agents.values() if a.pool == pool.key]
-        ready = [a for a in members if a.state is AgentState.ready]
-        busy = tuple(
-            (now - a.connected_at).total_seconds()
-            for a in members
-            if a.state in BUSY and a.connected_at is not None
-        )
+        ready = reserved = members = 0
+        busy: list[float] = []
+        for agent in self.agents.values():
+            if agent.pool != pool.key:
+                continue
+            members += 1
+            state = agent.state
+            if state is AgentState.ready:
+                ready += 1
+            elif state is AgentState.reserved:
+                reserved += 1
+            elif state in BUSY and agent.connected_at is not None:
+                busy.append((now - agent.connected_at).total_seconds())
+        lines = self.lines
         ringing = tuple(
-            (now - (self.lines[i].call.placed_at or now)).total_seconds() for i in pool.lines
+            (now - (lines[i].call.placed_at or now)).total_seconds() for i in pool.lines
         )
-        reserved = sum(1 for a in members if a.state is AgentState.reserved)
-        return PoolSnapshot(
-            now, len(ready), busy, ringing, reserved, len(pool.waiting), len(members)
-        )
+        return PoolSnapshot(now, ready, tuple(busy), ringing, reserved, len(pool.waiting), members)
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
-        if not any(a.pool == pool.key for a in self.agents.values()):
-            return  # nobody to pace for
         snap = self._snapshot(pool)
+        if not snap.logged_in:
+            return  # nobody to pace for
         pacer = self._pacer(pool, run, snap.lines + 1)
         wanted = pacer.lines_to_start(snap)
         if wanted <= 0:

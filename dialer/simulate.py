@@ -259,7 +259,9 @@ class Simulation:
         self.network = SimulatedNetwork(
             model, random.Random(self.rng.random()), self.clock, self.loop.deliver
         )
-        settings = EngineSettings(grace_seconds=scenario.grace_seconds)
+        # Writes are flushed per virtual minute: the run is not live, and a simulated month
+        # of 5-second flushes would cost more than the dialing.
+        settings = EngineSettings(grace_seconds=scenario.grace_seconds, flush_seconds=60.0)
         self.dispatcher = Dispatcher(
             self.store, self.network, self.clock, load_state_rules(), settings
         )

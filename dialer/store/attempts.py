@@ -406,15 +406,15 @@ class EngineStore:
         )
         self._pending += 1
 
-    def maybe_flush(self, now: datetime) -> None:
-        """Flush when many writes are queued, or some have waited ``FLUSH_SECONDS``."""
+    def maybe_flush(self, now: datetime, within_seconds: float = FLUSH_SECONDS) -> None:
+        """Flush when many writes are queued, or some have waited ``within_seconds``."""
         if not self._pending:
             self._queued_since = None
             return
         if self._queued_since is None:
             self._queued_since = now
         waited = (now - self._queued_since).total_seconds()
-        if self._pending >= FLUSH_ROWS or waited >= FLUSH_SECONDS:
+        if self._pending >= FLUSH_ROWS or waited >= within_seconds:
             self.flush()
 
     def flush(self) -> None:

@@ -30,7 +30,9 @@ class FastPath:
             if value.tzinfo is None:
                 raise ValueError("naive datetime given where an aware UTC time is required")
             utc = value.astimezone(UTC)
-            return utc.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else utc
+            if self.sqlite:  # the text SQLAlchemy's SQLite DateTime stores
+                return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            return utc
         if isinstance(value, Enum):
             return value.value
         return value

@@ -148,28 +148,44 @@ def household_phones(
     return HouseholdPhones(reason=reason, households=households, clinic_listed=pairs)
 
 
+def union_words(*columns: pd.Series) -> pd.Series:
+    """Per row, the sorted distinct space-separated words of several text columns (None and
+    NaN are empty). Computed once per distinct combination: there are few."""
+    key = columns[0].astype(object).where(columns[0].notna(), "").astype(str)
+    for column in columns[1:]:
+        key = key + "|" + column.astype(object).where(column.notna(), "").astype(str)
+    lookup = {
+        combo: " ".join(sorted({word for part in combo.split("|") for word in part.split()}))
+        for combo in key.unique()
+    }
+    return key.map(lookup).astype(object)
+
+
 def _zones(pop: Population, households: pd.DataFrame, first_zones: pd.Series) -> pd.DataFrame:
-    """Candidate zones: the guarantor's ZIP zone plus the first phone's area-code zones, else
-    the guarantor's clinic zone (flagged as ``clinic``)."""
+    """Candidate zones (space-separated): the guarantor's ZIP zone plus the first phone's
+    area-code zones, else the guarantor's clinic zone (flagged as ``clinic``)."""
     guarantors = pop.patients.drop_duplicates("external_id").set_index("external_id")
     keys = households.index.to_series()
     postal = keys.map(guarantors["postal_code"])
     zip_zone = geo.zip_timezones(postal.where(postal.notna(), None))
     clinic_zone = keys.map(guarantors["clinic_id"]).map(pop.clinics.set_index("id")["timezone"])
-    phone_zones = keys.map(first_zones).fillna("")
-    zones, sources = [], []
-    for zipz, phonez, clinicz in zip(zip_zone, phone_zones, clinic_zone, strict=True):
-        found = set(phonez.split()) | ({zipz} if isinstance(zipz, str) else set())
-        source = "+".join(
-            s for s, has in (("area_code", bool(phonez)), ("zip", isinstance(zipz, str))) if has
-        )
-        if not found and isinstance(clinicz, str):
-            found, source = {clinicz}, "clinic"
-        zones.append(tuple(sorted(found)))
-        sources.append(source or None)
+    phone_zones = keys.map(first_zones).astype(object).fillna("")
+    zones = union_words(zip_zone, phone_zones)
+    has_phone = phone_zones.ne("")
+    has_zip = zip_zone.notna()
+    source = pd.Series(
+        np.select(
+            [has_phone & has_zip, has_phone, has_zip], ["area_code+zip", "area_code", "zip"], ""
+        ),
+        index=keys.index,
+        dtype=object,
+    )
+    fallback = zones.eq("") & clinic_zone.notna()
+    zones = zones.where(~fallback, clinic_zone)
+    source = source.where(~fallback, "clinic").where(zones.ne(""), None)
     return households.assign(
-        zones=pd.Series(zones, index=households.index, dtype=object),
-        timezone_source=pd.Series(sources, index=households.index, dtype=object),
+        zones=pd.Series(zones.to_numpy(), index=households.index, dtype=object),
+        timezone_source=pd.Series(source.to_numpy(), index=households.index, dtype=object),
     )
 
 
@@ -180,14 +196,10 @@ def _states(pop: Population, keys: pd.Series, first_phone: pd.Series) -> pd.Seri
     recorded = keys.map(guarantors["state"])
     postal = keys.map(guarantors["postal_code"])
     phones = keys.map(first_phone)
-    states = []
-    for state, code, phone in zip(recorded, postal, phones, strict=True):
-        found = {state} if isinstance(state, str) and state else set()
-        zip_state = geo.zip_state(code) if isinstance(code, str) else None
-        area_state = geo.phone_state(phone) if isinstance(phone, str) else None
-        found |= {s for s in (zip_state, area_state) if s}
-        states.append(" ".join(sorted(found)))
-    return pd.Series(states, index=keys.index, dtype=object)
+    zips = {code: geo.zip_state(code) for code in postal.dropna().unique()}
+    prefixes = phones.astype(object).where(phones.notna(), "").astype(str)
+    areas = {number: geo.phone_state(number) for number in prefixes.unique() if number}
+    return union_words(recorded, postal.map(zips), prefixes.map(areas))
 
 
 def _phone_reasons(
@@ -266,7 +278,7 @@ def _merged_households(
     single = house[alone].set_index("entry_key")
     households = single.index.to_series().map(lambda key: [key])
     phones = single["phones"]
-    zones = single["zones"].map(" ".join)
+    zones = single["zones"]
     sources = single["timezone_source"]
     states = single["states"]
     groups = house[~alone].groupby("entry_key")
@@ -275,7 +287,12 @@ def _merged_households(
         merged = _merged_phones(house[~alone], clinic_listed)
         phones = pd.concat([phones, merged])
         zones = pd.concat(
-            [zones, groups["zones"].agg(lambda zs: " ".join(sorted({z for t in zs for z in t})))]
+            [
+                zones,
+                groups["zones"].agg(
+                    lambda zs: " ".join(sorted({z for t in zs for z in t.split()}))
+                ),
+            ]
         )
         sources = pd.concat(
             [

@@ -113,7 +113,8 @@ def _state_for_prefix(prefix: str, e164: str) -> str | None:
 
 
 def phone_state(e164: str) -> str | None:
-    """The US state of a number's area code and exchange, when the geocoding data knows it."""
+    """The US state of a number's area code, when the geocoding data knows it (area codes do
+    not cross state lines, so the area code decides)."""
     if not e164.startswith("+1"):
         return None
-    return _state_for_prefix(e164[:8], e164)
+    return _state_for_prefix(e164[:5], e164)

@@ -13,14 +13,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import (
     Connection,
-    Integer,
     and_,
     case,
     func,
     literal,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql import Executable
 
@@ -37,7 +35,6 @@ from dialer.store.models import (
     Phone,
     Recall,
     RetiredPhone,
-    UTCDateTime,
 )
 
 BOOKED = ("scheduled", "confirmed")
@@ -146,39 +143,31 @@ def _visits(
     conn: Connection, clinics: pd.DataFrame, clinic_ids: list[int], as_of: dict[int, date]
 ) -> pd.DataFrame:
     """Per patient: last completed start before the end of as_of, any booking on or after
-    as_of, and the count of no-shows."""
+    as_of, and the count of no-shows. One grouped query per clinic, whose cut-off times are
+    plain parameters (a join to a table of cut-offs defeats SQLite's planner)."""
     zones = dict(zip(clinics["id"].astype(int), clinics["timezone"], strict=True))
-    # A UNION ALL of one-row selects: SQLite cannot name the columns of a VALUES clause.
-    cuts = union_all(
-        *[
-            select(
-                literal(cid, Integer).label("clinic_id"),
-                literal(
-                    local_midnight(as_of[cid] + timedelta(days=1), zones[cid]), UTCDateTime()
-                ).label("visit_cut"),
-                literal(local_midnight(as_of[cid], zones[cid]), UTCDateTime()).label("future_cut"),
-            )
-            for cid in clinic_ids
-        ]
-    ).cte("cuts")
     a = Appointment
-    query = (
-        select(
-            a.patient_id,
-            func.max(
-                case((and_(a.status == "completed", a.start_at < cuts.c.visit_cut), a.start_at))
-            ).label("last_completed_at"),
-            func.max(
-                case((and_(a.status.in_(BOOKED), a.start_at >= cuts.c.future_cut), 1), else_=0)
-            ).label("has_future"),
-            func.sum(case((a.status == "no_show", 1), else_=0)).label("no_show_count"),
+    frames = []
+    for cid in clinic_ids:
+        visit_cut = local_midnight(as_of[cid] + timedelta(days=1), zones[cid])
+        future_cut = local_midnight(as_of[cid], zones[cid])
+        query = (
+            select(
+                a.patient_id,
+                func.max(
+                    case((and_(a.status == "completed", a.start_at < visit_cut), a.start_at))
+                ).label("last_completed_at"),
+                func.max(
+                    case((and_(a.status.in_(BOOKED), a.start_at >= future_cut), 1), else_=0)
+                ).label("has_future"),
+                func.sum(case((a.status == "no_show", 1), else_=0)).label("no_show_count"),
+            )
+            .join(Patient, Patient.id == a.patient_id)
+            .where(Patient.clinic_id == cid, a.deleted_at.is_(None))
+            .group_by(a.patient_id)
         )
-        .join(Patient, Patient.id == a.patient_id)
-        .join(cuts, cuts.c.clinic_id == Patient.clinic_id)
-        .where(a.deleted_at.is_(None))
-        .group_by(a.patient_id)
-    )
-    frame = _read(conn, query)
+        frames.append(_read(conn, query))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if frame.empty:
         return pd.DataFrame(
             columns=["patient_id", "last_completed_at", "has_future", "no_show_count"]

@@ -68,8 +68,19 @@ def zip_timezones(postal_codes: pd.Series) -> pd.Series:
     return postal_codes.map(lookup).astype(object).where(postal_codes.notna(), None)
 
 
-@cache
+_ZONES_BY_PREFIX: dict[str, tuple[str, ...]] = {}
+_STATE_BY_PREFIX: dict[str, str | None] = {}
+
+
 def _zones_for_prefix(prefix: str, e164: str) -> tuple[str, ...]:
+    """Zones of the first number seen with this prefix (the data is no finer than it)."""
+    found = _ZONES_BY_PREFIX.get(prefix)
+    if found is None:
+        found = _ZONES_BY_PREFIX[prefix] = _lookup_zones(e164)
+    return found
+
+
+def _lookup_zones(e164: str) -> tuple[str, ...]:
     number = phonenumbers.parse(e164)
     zones = tuple(phone_timezone.time_zones_for_number(number))
     # With no data for the prefix the library answers with every zone of the country, which
@@ -103,8 +114,14 @@ STATE_CODES = {
 }  # fmt: skip
 
 
-@cache
 def _state_for_prefix(prefix: str, e164: str) -> str | None:
+    """The state of the first number seen with this prefix."""
+    if prefix not in _STATE_BY_PREFIX:
+        _STATE_BY_PREFIX[prefix] = _lookup_state(e164)
+    return _STATE_BY_PREFIX[prefix]
+
+
+def _lookup_state(e164: str) -> str | None:
     description = geocoder.description_for_number(phonenumbers.parse(e164), "en")
     tail = description.rsplit(", ", 1)[-1]
     if len(tail) == 2 and tail.isupper():

@@ -353,6 +353,7 @@ class EngineStore:
             "clinic_id": entry.clinic_id,
             "attempt_number": entry.attempts + 1,
             "phone": entry.phone,
+            "phone_kind": entry.phone_kind,
             "language": entry.language,
             "timezones": " ".join(entry.zones),
             "states": " ".join(entry.states),

@@ -392,6 +392,7 @@ class Attempt(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"))
     attempt_number: Mapped[int] = mapped_column(Integer)
     phone: Mapped[str] = mapped_column(String(20))
+    phone_kind: Mapped[str | None] = mapped_column(String(8))
     language: Mapped[str] = mapped_column(String(32))
     timezones: Mapped[str] = mapped_column(Text)
     states: Mapped[str] = mapped_column(String(64), default="")

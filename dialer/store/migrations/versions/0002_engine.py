@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('clinic_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('attempt_number', sa.Integer(), nullable=False),
     sa.Column('phone', sa.String(length=20), nullable=False),
+    sa.Column('phone_kind', sa.String(length=8), nullable=True),
     sa.Column('language', sa.String(length=32), nullable=False),
     sa.Column('timezones', sa.Text(), nullable=False),
     sa.Column('states', sa.String(length=64), nullable=False),

@@ -1438,6 +1438,7 @@ def test_nulls_sort_last_in_both_directions(
             "phones": [[f"+1503555000{k}"] for k in keys],
             "zones": [(LA,)] * 3,
             "timezone_source": ["zip"] * 3,
+            "states": ["CA"] * 3,
         },
         index=keys,
     )

@@ -127,6 +127,8 @@ class Dispatcher:
         self.campaigns: dict[str, CampaignRun] = {}
         self.pools: dict[PoolKey, Pool] = {}
         self.agents: dict[int, AgentRuntime] = {}
+        # Each pool's PSRs, as the last allocation left them (a PSR changes pool only there).
+        self._members: dict[PoolKey, list[AgentRuntime]] = {}
         self.lines: dict[int, Line] = {}
         self._timers: list[tuple[datetime, int, str, int]] = []
         self._seq = itertools.count()
@@ -275,6 +277,11 @@ class Dispatcher:
             demands.append(PoolDemand(key, run.weight if has_work else 0.0, busy))
         for agent_id, key in allocate(free, demands).items():
             self.agents[agent_id].pool = key
+        members: dict[PoolKey, list[AgentRuntime]] = {}
+        for agent in self.agents.values():
+            if agent.pool is not None:
+                members.setdefault(agent.pool, []).append(agent)
+        self._members = members
 
     def campaign_of(self, attempt_id: int | None) -> CampaignModel | None:
         """The campaign of a call in progress or in wrap-up."""
@@ -330,7 +337,7 @@ class Dispatcher:
         now = self.clock.now()
         ready = reserved = members = 0
         busy: list[float] = []
-        for agent in self.agents.values():
+        for agent in self._members.get(pool.key, ()):
             if agent.pool != pool.key:
                 continue
             members += 1
@@ -348,6 +355,8 @@ class Dispatcher:
         return PoolSnapshot(now, ready, tuple(busy), ringing, reserved, len(pool.waiting), members)
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
+        if pool.key not in self._members:
+            return  # nobody to pace for
         snap = self._snapshot(pool)
         if not snap.logged_in:
             return  # nobody to pace for
@@ -356,7 +365,7 @@ class Dispatcher:
         if wanted <= 0:
             return
         ready = [
-            a for a in self.agents.values() if a.pool == pool.key and a.state is AgentState.ready
+            a for a in self._members[pool.key] if a.pool == pool.key and a.state is AgentState.ready
         ]
         ready.sort(key=lambda a: (a.since or self.clock.now(), a.id))
         if pacer.reserves:
@@ -854,6 +863,11 @@ class Dispatcher:
             self.store.release(entry.household_id, done=True, final_code=code)
             return
         model = self.campaigns[campaign].info.model
+        if entry.attempts + 1 >= model.calling.max_attempts:
+            # Capped: nothing is due (a raised cap brings it back through the fresh entries
+            # the next time the list is dialed from the start).
+            self.store.release(entry.household_id, next_attempt_at=None)
+            return
         self.store.release(entry.household_id, next_attempt_at=retry_time(model, code, when))
 
     def _next_phone_or_done(

@@ -192,7 +192,10 @@ class EngineStore:
             select(*columns)
             .join(e, e.entry_id == h.id)
             .where(claimable, h.campaign_id == info.id, h.next_attempt_at <= now)
-            .order_by(e.rank)
+            # ``rank + 0``: read the few due households through their index and sort them,
+            # rather than walk the whole list in rank order looking for due ones (which SQLite
+            # would otherwise choose, and which grows with every entry dialed).
+            .order_by(e.rank + 0)
             .limit(limit)
         )
         with self.engine.begin() as conn:
@@ -217,7 +220,8 @@ class EngineStore:
                 taken = list(conn.execute(fresh).all())
                 if taken:
                     self._cursors[cursor_key] = max(int(r.rank) for r in taken)
-                rows.extend(r for r in taken if all(r.entry_id != o.entry_id for o in rows))
+                seen = {r.entry_id for r in rows}
+                rows.extend(r for r in taken if r.entry_id not in seen)
             if not rows:
                 return []
             ids = [int(r.entry_id) for r in rows]
@@ -252,8 +256,10 @@ class EngineStore:
         """Fill in attempt histories, phone kinds and consent for claimed entries."""
         by_household = {entry.household_id: entry for entry in entries}
         for hid, started in conn.execute(
+            # A campaign household belongs to one campaign: no campaign filter, which would
+            # tempt the planner into the campaign's whole attempt history.
             select(Attempt.household_id, Attempt.started_at).where(
-                Attempt.campaign_id == info.id, Attempt.household_id.in_(list(by_household))
+                Attempt.household_id.in_(list(by_household))
             )
         ):
             by_household[int(hid)].household_attempts.append(started)
@@ -280,7 +286,10 @@ class EngineStore:
             entry.phone_kind, entry.has_consent = kinds.get(number, ("home", True))
 
     def release(self, household_id: int, **fields: Any) -> None:
-        """Give a claimed household back (queued), optionally changing its state."""
+        """Give a claimed household back (queued), optionally changing its state. A household
+        that is done has no next attempt (so the due-retry index holds only live retries)."""
+        if fields.get("done"):
+            fields.setdefault("next_attempt_at", None)
         self._households[household_id].update(claimed_by=None, claimed_until=None, **fields)
         self._pending += 1
 
@@ -624,5 +633,8 @@ class EngineStore:
                 .values(claimed_by=self.node, claimed_until=now + timedelta(seconds=lease_seconds))
             )
             entry = self._entry(info, row)
+            # The callback's own time is due: the household's retry time (the fallback the
+            # callback set) must not hold it back at the gate.
+            entry.next_attempt_at = None
             self._histories(conn, info, [entry], now)
         return entry

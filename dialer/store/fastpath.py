@@ -26,12 +26,16 @@ class FastPath:
 
     def adapt(self, value: Any) -> Any:
         """A Python value as the store keeps it."""
+        kind = value.__class__
+        if value is None or kind is str or kind is int or kind is bool or kind is float:
+            return value
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 raise ValueError("naive datetime given where an aware UTC time is required")
-            utc = value.astimezone(UTC)
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
             if self.sqlite:  # the text SQLAlchemy's SQLite DateTime stores
-                return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+                # "YYYY-MM-DD HH:MM:SS.ffffff" (the "+00:00" suffix cut off)
+                return utc.isoformat(sep=" ", timespec="microseconds")[:26]
             return utc
         if isinstance(value, Enum):
             return value.value

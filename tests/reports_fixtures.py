@@ -261,8 +261,8 @@ def _dnc(conn: sa.Connection, clinics: dict[str, int]) -> None:
     entries = [
         # On the global list before call 8: counts.
         ("+12105550700", "global", None, None, at(0, day=-29), None),
-        # Call 1's number, listed after the call (an opt-out on the call): does not count.
-        ("+12105550100", "global", None, None, at(16), None),
+        # Calls 1 and 7's number, listed after them (an opt-out on call 7): does not count.
+        ("+12105550100", "global", None, None, at(5, 31, day=1), None),
         # Call 6's number, listed and removed before the call: does not count.
         ("+12105550500", "global", None, None, at(0, day=-10), at(0, day=-5)),
         # Call 4's number on the other clinic's list: does not apply.

@@ -69,7 +69,7 @@ def _local(chunk: pd.DataFrame) -> pd.DataFrame:
         rows = zones == zone
         local = chunk.loc[rows, "started_at"].dt.tz_convert(str(zone))
         hour[rows] = local.dt.hour.to_numpy()
-        weekday[rows] = local.dt.weekday.to_numpy()
+        weekday[rows] = local.dt.day_of_week.to_numpy()
     return pd.DataFrame({"hour": hour, "weekday": weekday})
 
 
@@ -125,7 +125,7 @@ def _finish(sums: pd.DataFrame, by: str) -> pd.DataFrame:
     out["avg_wrap_seconds"] = _ratio(sums["wrap"], sums["wraps"])
     out = out.reset_index(names=by)
     out[by] = out[by].astype(object).where(out[by] != "\0none", None)
-    return _ordered(out, by)
+    return _ordered(out[[by, *CONVERSION_COLUMNS]], by)
 
 
 def _ordered(frame: pd.DataFrame, by: str) -> pd.DataFrame:

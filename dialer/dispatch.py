@@ -311,6 +311,11 @@ class Dispatcher:
             elif kind == "wrap":
                 self._wrap_timeout(ref)
             # "callback" timers only need the dispatch below
+        expired = [p for p in self.pools.values() if p.empty_until and p.empty_until <= now]
+        if expired:  # pools that ran empty may have work again: give them PSRs to find out
+            for pool in expired:
+                pool.empty_until = None
+            self._reallocate()
         self.dispatch()
         self.store.maybe_flush(now, self.settings.flush_seconds)
 
@@ -485,6 +490,7 @@ class Dispatcher:
         )
         if not batch:
             pool.empty_until = now + timedelta(seconds=self.settings.empty_pool_retry_seconds)
+            self._reallocate()  # its PSRs go where there is work
             return False
         pool.empty_until = None
         pool.supply.extend(batch)

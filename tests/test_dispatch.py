@@ -1,0 +1,672 @@
+"""The dispatcher against the real store, on SQLite and PostgreSQL.
+
+A small practice is imported with the library and its recall list built (see
+``tests/lists_fixtures.py``); the real :class:`Dispatcher` and :class:`EngineStore` dial it on a
+virtual clock through :class:`ScriptedNetwork`, a fake provider at the network edge that records
+what the engine asks of it and lets each test say what the network reports back. Every test
+asserts what lands in the store. Time starts on Monday 2026-11-30 at 10:00 in Portland, where
+every test patient lives (PST, UTC-8); the campaigns call every day 08:00-21:00 callee-local.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from dialer.campaigns import CampaignModel
+from dialer.clock import VirtualClock
+from dialer.dispatch import Dispatcher, EngineSettings
+from dialer.outcomes import Disposition
+from dialer.staterules import load_state_rules
+from dialer.store.attempts import EngineStore
+from dialer.store.models import (
+    Attempt,
+    Callback,
+    Campaign,
+    CampaignHousehold,
+    DncEntry,
+)
+from dialer.telephony.base import CallEvent, CallRequest, EventKind
+from tests.lists_fixtures import Practice, local, overdue, own_mobile, patient
+
+START = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)  # Monday 10:00 in Portland
+EVERY_DAY = [
+    {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "08:00", "end": "21:00"}
+]
+PORTLAND_CLINIC = "+15035550100"
+MakeCampaign = Callable[..., CampaignModel]
+
+
+@dataclass
+class Placed:
+    """A call the engine asked the network to place, and its attempt row as another connection
+    saw it at that moment."""
+
+    request: CallRequest
+    at: datetime
+    row: dict[str, Any]
+
+
+@dataclass
+class ScriptedNetwork:
+    """A fake telephony provider: records every request; the test delivers the reports."""
+
+    engine: Engine
+    clock: VirtualClock
+    placed: list[Placed] = field(default_factory=list)
+    bridged: list[tuple[int, int]] = field(default_factory=list)
+    messages: list[tuple[int, str, str, str | None]] = field(default_factory=list)
+    hangups: list[int] = field(default_factory=list)
+    dispatchers: dict[int, Dispatcher] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    def place_call(self, request: CallRequest) -> str:
+        """Record the call and the attempt row committed for it (read on its own connection)."""
+        with self.engine.connect() as conn:
+            found = (
+                conn.execute(sa.select(Attempt).where(Attempt.id == request.attempt_id))
+                .mappings()
+                .first()
+            )
+        # An attempt is committed before its call is placed: every test checks it here.
+        assert found is not None, f"attempt {request.attempt_id} placed before it was committed"
+        row = {str(k).split(".")[-1]: v for k, v in found.items()}
+        self.placed.append(Placed(request, self.clock.now(), row))
+        return f"CA{request.attempt_id:08d}"
+
+    def bridge(self, attempt_id: int, agent_id: int) -> None:
+        """Record the join into the PSR's room."""
+        self.bridged.append((attempt_id, agent_id))
+
+    def play_message(
+        self, attempt_id: int, text: str, language: str, *, opt_out_digit: str | None
+    ) -> None:
+        """Record the message."""
+        self.messages.append((attempt_id, text, language, opt_out_digit))
+
+    def hangup(self, attempt_id: int) -> None:
+        """Record the hang-up."""
+        self.hangups.append(attempt_id)
+
+    def report(
+        self, dispatcher: Dispatcher, attempt_id: int, *kinds: str, digits: str | None = None
+    ) -> None:
+        """Deliver reports about a call, now, in order."""
+        for kind in kinds:
+            event = CallEvent(
+                f"ev-{next(self._ids)}", attempt_id, EventKind(kind), self.clock.now(), digits
+            )
+            dispatcher.on_event(event)
+
+
+SETTINGS = EngineSettings(empty_pool_retry_seconds=1.0)  # an empty pool is asked again at once
+
+
+class Floor:
+    """The practice's store, a clock, the scripted network, and dispatchers (nodes) over them."""
+
+    def __init__(self, practice: Practice, make_campaign: MakeCampaign) -> None:
+        self.practice = practice
+        self.engine = practice.store
+        self.make_campaign = make_campaign
+        self.clock = VirtualClock(START)
+        self.network = ScriptedNetwork(self.engine, self.clock)
+        self.rules = load_state_rules()
+        self.nodes: list[Dispatcher] = []
+
+    # Set-up ---------------------------------------------------------------------------------
+
+    def campaign(
+        self, name: str = "test-recall", *, dialing: dict[str, Any] | None = None, **calling: Any
+    ) -> CampaignModel:
+        """A progressive recall campaign calling every day 08:00-21:00, with overrides."""
+        return self.make_campaign(
+            "recall",
+            name=name,
+            calling={"windows": EVERY_DAY, **calling},
+            dialing={"mode": "progressive", **(dialing or {})},
+        )
+
+    def patients(self, *ids: str, **fields: Any) -> None:
+        """Import patients of C1 in Portland, 30 days overdue for their recall."""
+        self.practice.patients(*(patient(i, recall_due_date=overdue(30), **fields) for i in ids))
+
+    def build(self, campaign: CampaignModel) -> dict[str, int]:
+        """Build the campaign's list; its household (entry) ids by patient id."""
+        built = self.practice.build(campaign)
+        return {p: int(e["entry_id"]) for e in built.entries for p in e["patient_ids"]}
+
+    def node(self, name: str = "local", settings: EngineSettings = SETTINGS) -> Dispatcher:
+        """A dispatcher with its own store connection, as one node of the call center."""
+        dispatcher = Dispatcher(
+            EngineStore(self.engine, node=name), self.network, self.clock, self.rules, settings
+        )
+        self.nodes.append(dispatcher)
+        return dispatcher
+
+    def psr(
+        self,
+        dispatcher: Dispatcher,
+        name: str,
+        languages: tuple[str, ...] = ("en",),
+        *,
+        ready: bool = True,
+        campaigns: frozenset[str] | None = None,
+    ) -> int:
+        """A PSR logs in (and goes ready)."""
+        spoken = frozenset(languages)
+        agent_id = dispatcher.store.register_agent(name, spoken, self.clock.now())
+        dispatcher.login(agent_id, name, spoken, campaigns=campaigns)
+        if ready:
+            dispatcher.ready(agent_id)
+        return agent_id
+
+    def history(self, campaign: CampaignModel, persons: int = 100) -> None:
+        """The campaign reached ``persons`` people yesterday and abandoned none of them."""
+        at = START - timedelta(days=1)
+        with self.engine.begin() as conn:
+            cid = conn.execute(
+                sa.select(Campaign.id).where(Campaign.name == campaign.name)
+            ).scalar_one()
+            hid = conn.execute(
+                sa.insert(CampaignHousehold)
+                .values(campaign_id=cid, household_key="yesterday", created_at=at, done=True)
+                .returning(CampaignHousehold.id)
+            ).scalar_one()
+            conn.execute(
+                sa.insert(Attempt),
+                [
+                    {
+                        "campaign_id": cid,
+                        "household_id": hid,
+                        "attempt_number": 1,
+                        "phone": f"+1503555{3000 + i:04d}",
+                        "language": "en",
+                        "timezones": "America/Los_Angeles",
+                        "mode": "ratio",
+                        "started_at": at,
+                        "person_detected_at": at + timedelta(seconds=8),
+                        "connected_at": at + timedelta(seconds=8),
+                        "ended_at": at + timedelta(minutes=3),
+                        "outcome": "connected",
+                    }
+                    for i in range(persons)
+                ],
+            )
+
+    # Time and the network -------------------------------------------------------------------
+
+    def advance(self, to: datetime | timedelta, *nodes: Dispatcher) -> None:
+        """Move the clock to ``to`` (or by it), running every timer due on the way, then tick
+        every node there. A longer jump first lets the periodic tick run for a few seconds, as
+        it would live, so queued writes reach the store (they are flushed by a tick once they
+        have waited ``flush_seconds``)."""
+        target = self.clock.now() + to if isinstance(to, timedelta) else to
+        nodes = nodes or tuple(self.nodes)
+        settled = self.clock.now() + timedelta(seconds=SETTINGS.flush_seconds + 1)
+        if target > settled:
+            self._advance(self.clock.now() + timedelta(seconds=1), nodes)
+            self._advance(settled, nodes)
+        self._advance(target, nodes)
+
+    def _advance(self, target: datetime, nodes: tuple[Dispatcher, ...]) -> None:
+        while True:
+            due = [(d.next_deadline(), i) for i, d in enumerate(nodes)]
+            pending = [(at, i) for at, i in due if at is not None and at < target]
+            if not pending:
+                break
+            at, index = min(pending)
+            self.clock.advance_to(max(self.clock.now(), at))
+            nodes[index].tick()
+        self.clock.advance_to(target)
+        for dispatcher in nodes:
+            dispatcher.tick()
+
+    def run(self, seconds: int) -> None:
+        """Let ``seconds`` pass with the periodic tick every second."""
+        for _ in range(seconds):
+            self.advance(timedelta(seconds=1))
+
+    def report(self, attempt_id: int, *kinds: str, digits: str | None = None) -> None:
+        """The network reports on a call, now (to the node that placed it)."""
+        node = next(
+            (d for d in self.nodes if attempt_id in d.lines), self.nodes[-1] if self.nodes else None
+        )
+        assert node is not None
+        self.network.report(node, attempt_id, *kinds, digits=digits)
+
+    def answer(self, attempt_id: int) -> None:
+        """A person picks up."""
+        self.report(attempt_id, "ringing", "answered", "person_detected")
+
+    def converse(
+        self,
+        dispatcher: Dispatcher,
+        attempt_id: int,
+        agent_id: int,
+        disposition: Disposition,
+        *,
+        callback_at: datetime | None = None,
+    ) -> None:
+        """A person answers, talks with the PSR for a minute, and the PSR records the outcome
+        after ten seconds of wrap-up."""
+        self.answer(attempt_id)
+        assert (attempt_id, agent_id) in self.network.bridged
+        self.advance(timedelta(seconds=60))
+        self.report(attempt_id, "hangup")
+        self.advance(timedelta(seconds=10))
+        dispatcher.dispose(agent_id, disposition, callback_at=callback_at)
+
+    @property
+    def calls(self) -> list[tuple[int, str, datetime]]:
+        """Every call placed so far: attempt id, number, when."""
+        return [(p.request.attempt_id, p.request.to, p.at) for p in self.network.placed]
+
+    def last_call(self) -> int:
+        """The attempt id of the latest call placed."""
+        return self.network.placed[-1].request.attempt_id
+
+    # The store --------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every node's queued changes."""
+        for dispatcher in self.nodes:
+            dispatcher.store.flush()
+
+    def rows(self, query: Any) -> list[dict[str, Any]]:
+        """Rows of a query on its own connection, as dicts."""
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Every attempt of the list's households (queued writes flushed), in order."""
+        self.flush()
+        return self.rows(
+            sa.select(Attempt)
+            .join(CampaignHousehold, CampaignHousehold.id == Attempt.household_id)
+            .where(CampaignHousehold.household_key != "yesterday")
+            .order_by(Attempt.id)
+        )
+
+    def household(self, household_id: int) -> dict[str, Any]:
+        """A campaign household (queued writes flushed)."""
+        self.flush()
+        (row,) = self.rows(sa.select(CampaignHousehold).where(CampaignHousehold.id == household_id))
+        return row
+
+    def dnc(self) -> list[tuple[str, str, str, str | None, datetime]]:
+        """The do-not-call entries as they are in the store now (nothing flushed)."""
+        return [
+            (r["phone"], r["scope"], r["source"], r["reason"], r["added_at"])
+            for r in self.rows(sa.select(DncEntry).order_by(DncEntry.id))
+        ]
+
+    def close(self) -> None:
+        """Give back the nodes' driver connections."""
+        for dispatcher in self.nodes:
+            dispatcher.store.fast.close()
+
+
+@pytest.fixture
+def floor(
+    store: Engine, write_csv: Callable[..., Path], now: datetime, make_campaign: MakeCampaign
+) -> Iterator[Floor]:
+    """An empty call floor over a store holding the four clinics of ``lists_fixtures``."""
+    built = Floor(Practice(store, write_csv, now), make_campaign)
+    yield built
+    built.close()
+
+
+def phone(patient_id: str) -> str:
+    """A test patient's own mobile (E.164)."""
+    return own_mobile(patient_id)
+
+
+# --- an attempt's life ----------------------------------------------------------------------
+
+
+def test_an_attempt_is_committed_before_its_call_is_placed_and_records_the_whole_call(
+    floor: Floor,
+) -> None:
+    floor.patients("1")
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    ana = floor.psr(dispatcher, "Ana")
+
+    (placed,) = floor.network.placed
+    assert placed.request == CallRequest(placed.row["id"], phone("1"), PORTLAND_CLINIC, 30)
+    assert placed.at == START
+    committed = {k: placed.row[k] for k in ("household_id", "attempt_number", "phone", "mode")}
+    assert committed == {
+        "household_id": households["1"],
+        "attempt_number": 1,
+        "phone": phone("1"),
+        "mode": "progressive",
+    }
+    assert (placed.row["agent_id"], placed.row["started_at"]) == (ana, START)
+    assert (placed.row["ended_at"], placed.row["outcome"]) == (None, None)
+
+    floor.advance(timedelta(seconds=4))
+    floor.converse(dispatcher, placed.row["id"], ana, Disposition.booked)
+    (attempt,) = floor.attempts()
+    detected = START + timedelta(seconds=4)
+    assert {k: attempt[k] for k in ("ringing_at", "answered_at", "person_detected_at")} == {
+        "ringing_at": detected,
+        "answered_at": detected,
+        "person_detected_at": detected,
+    }
+    assert attempt["connected_at"] == detected
+    assert attempt["ended_at"] == detected + timedelta(seconds=60)
+    assert attempt["wrap_ended_at"] == detected + timedelta(seconds=70)
+    assert attempt["provider_call_id"] == f"CA{attempt['id']:08d}"
+    assert (attempt["outcome"], attempt["disposition"]) == ("connected", "booked")
+    assert (attempt["is_contact"], attempt["is_conversion"], attempt["abandoned"]) == (
+        True,
+        True,
+        False,
+    )
+    household = floor.household(households["1"])
+    assert (household["done"], household["final_code"], household["attempts"]) == (
+        True,
+        "booked",
+        1,
+    )
+    assert household["last_converted_at"] == detected + timedelta(seconds=70)
+    assert household["claimed_by"] is None
+    floor.advance(timedelta(days=7))
+    assert len(floor.network.placed) == 1
+
+
+# --- retries and caps -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a call ends: the reports after it rings, the outcome, its retry_after override."""
+
+    reports: tuple[str, ...]
+    outcome: str
+    retry_after: str
+    delay: timedelta
+    voicemail: str = "leave_message"
+
+
+# Every delay here is longer than the federal per-phone cap (one call in 24 h), so the retry
+# time, not the cap, decides when the household is called again.
+ENDINGS = {
+    "no_answer": Ending(("no_answer",), "no_answer", "26h", timedelta(hours=26)),
+    "busy": Ending(("busy",), "busy", "30h", timedelta(hours=30)),
+    "failed": Ending(("failed",), "failed", "1d2h", timedelta(hours=26)),
+    # The engine hangs up on the machine (the campaign leaves no message); the network says so.
+    "machine": Ending(
+        ("answered", "machine_detected", "hangup"), "machine", "28h", timedelta(hours=28), "hang_up"
+    ),
+    "left_message": Ending(
+        ("answered", "machine_detected", "message_done"), "left_message", "2d", timedelta(days=2)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ENDINGS))
+def test_a_retry_waits_for_the_campaigns_retry_after_for_the_outcome(
+    floor: Floor, name: str
+) -> None:
+    ending = ENDINGS[name]
+    floor.patients("1")
+    campaign = floor.campaign(
+        retry_after={ending.outcome: ending.retry_after},
+        dialing={"voicemail": ending.voicemail},
+    )
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    floor.psr(dispatcher, "Ana")
+    first = floor.last_call()
+    floor.advance(timedelta(seconds=20))
+    floor.report(first, "ringing", *ending.reports)
+    ended = START + timedelta(seconds=20)
+    due = ended + ending.delay
+
+    (attempt,) = floor.attempts()
+    assert (attempt["outcome"], attempt["ended_at"]) == (ending.outcome, ended)
+    assert floor.household(households["1"])["next_attempt_at"] == due
+    assert floor.network.hangups == ([first] if name == "machine" else [])
+    voicemail = (
+        "Hello, this is Bright Smiles Portland calling about your dental care. Please call us "
+        f"back at {PORTLAND_CLINIC}. Thank you."
+    )
+    assert floor.network.messages == (
+        [(first, voicemail, "en", None)] if name == "left_message" else []
+    )
+    floor.advance(due - timedelta(seconds=1))
+    assert len(floor.network.placed) == 1
+    floor.advance(due)
+    assert floor.calls[1][1:] == (phone("1"), due)
+    assert floor.network.placed[1].row["attempt_number"] == 2
+
+
+def test_the_household_cap_stops_the_campaign_after_max_attempts(floor: Floor) -> None:
+    floor.patients("1")
+    campaign = floor.campaign(max_attempts=2, retry_after={"no_answer": "26h"})
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    floor.psr(dispatcher, "Ana")
+    floor.report(floor.last_call(), "ringing", "no_answer")
+    second = START + timedelta(hours=26)
+    floor.advance(second)
+    assert [at for _, _, at in floor.calls] == [START, second]
+    floor.report(floor.last_call(), "ringing", "no_answer")
+    for day in range(2, 10):
+        floor.advance(START + timedelta(days=day))
+    assert len(floor.network.placed) == 2
+    household = floor.household(households["1"])
+    assert household["attempts"] == 2
+    assert household["claimed_by"] is None
+    assert [a["attempt_number"] for a in floor.attempts()] == [1, 2]
+
+
+def test_the_daily_cap_counts_attempts_on_the_callee_local_day(floor: Floor) -> None:
+    """Two attempts a day: the second phone is called at once after a wrong number, the third
+    waits for the next day in Portland (UTC has turned over already: not that day)."""
+    home, work = local(1001), local(1002)
+    floor.patients("1", home_phone=home[0], work_phone=work[0])
+    campaign = floor.campaign(max_attempts_per_day=2)
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    floor.clock.advance_to(datetime(2026, 11, 30, 23, 50, tzinfo=UTC))  # 15:50 in Portland
+    dispatcher.open_campaign(campaign)
+    ana = floor.psr(dispatcher, "Ana")
+    floor.converse(dispatcher, floor.last_call(), ana, Disposition.wrong_number)
+    floor.run(10)
+    floor.converse(dispatcher, floor.last_call(), ana, Disposition.wrong_number)
+    floor.run(10)
+    assert [number for _, number, _ in floor.calls] == [phone("1"), home[1]]
+    assert floor.calls[1][2] - floor.calls[0][2] < timedelta(minutes=2)  # at once, same day
+    tomorrow = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 08:00 in Portland
+    assert floor.household(households["1"])["next_attempt_at"] == tomorrow
+    floor.advance(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))  # a new day in UTC, not there
+    floor.advance(tomorrow - timedelta(seconds=1))
+    assert len(floor.network.placed) == 2
+    floor.advance(tomorrow)
+    assert floor.calls[2][1:] == (work[1], tomorrow)
+    assert [a["attempt_number"] for a in floor.attempts()] == [1, 2, 3]
+
+
+def test_the_per_phone_caps_count_every_campaigns_calls(floor: Floor) -> None:
+    """One a day and three a week to a phone (federal healthcare limits), whichever campaign
+    calls: each call is refused until the cap clears, then placed at that instant."""
+    floor.patients("1")
+    first = floor.campaign("recall-a", retry_after={"no_answer": "2d"})
+    second = floor.campaign("recall-b")
+    households = {"recall-a": floor.build(first)["1"], "recall-b": floor.build(second)["1"]}
+    dispatcher = floor.node()
+    dispatcher.open_campaign(first)
+    dispatcher.open_campaign(second)
+    floor.psr(dispatcher, "Ana", campaigns=frozenset({"recall-a"}))
+    floor.psr(dispatcher, "Ben", campaigns=frozenset({"recall-b"}))
+    assert floor.calls == [(1, phone("1"), START)]
+    # recall-b was refused at once: its first try waits for the daily cap.
+    assert floor.household(households["recall-b"])["next_attempt_at"] == START + timedelta(days=1)
+
+    def unanswered() -> None:
+        floor.report(floor.last_call(), "ringing", "no_answer")
+
+    unanswered()
+    expected = [(START, "recall-a")]
+    for days, campaign in [(1, "recall-b"), (2, "recall-a"), (7, "recall-a"), (8, "recall-b")]:
+        due = START + timedelta(days=days)
+        floor.advance(due - timedelta(seconds=1))
+        assert len(floor.network.placed) == len(expected)
+        if days == 7:  # three calls in a week: both wait until the first is a week old
+            assert {floor.household(h)["next_attempt_at"] for h in households.values()} == {due}
+        floor.advance(due)
+        expected.append((due, campaign))
+        assert len(floor.network.placed) == len(expected)
+        unanswered()
+    calls = [(a["started_at"], a["household_id"]) for a in floor.attempts()]
+    assert calls == [(at, households[name]) for at, name in expected]
+    assert {number for _, number, _ in floor.calls} == {phone("1")}
+
+
+# --- callbacks ----------------------------------------------------------------------------------
+
+
+def callbacks(floor: Floor) -> list[dict[str, Any]]:
+    """The callbacks in the store."""
+    return floor.rows(sa.select(Callback).order_by(Callback.id))
+
+
+def asked_for_callback(
+    floor: Floor, owner_languages: tuple[str, ...] = ("en",), **fields: Any
+) -> tuple[Dispatcher, int, datetime]:
+    """Patient 1 asks the PSR Ana to call back tomorrow at 11:00 Portland time (a day and a
+    bit later, clear of the per-phone cap); the dispatcher, Ana's id and that time."""
+    floor.patients("1", **fields)
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    ana = floor.psr(dispatcher, "Ana", owner_languages)
+    first = floor.last_call()
+    due = datetime(2026, 12, 1, 19, 0, tzinfo=UTC)
+    floor.converse(dispatcher, first, ana, Disposition.callback, callback_at=due)
+    (attempt,) = floor.attempts()
+    assert (attempt["disposition"], attempt["callback_at"]) == ("callback", due)
+    assert (attempt["is_contact"], attempt["is_conversion"]) == (True, False)
+    (callback,) = callbacks(floor)
+    expected = {"household_id": households["1"], "agent_id": ana, "attempt_id": first}
+    assert {k: callback[k] for k in expected} == expected
+    assert (callback["due_at"], callback["done_at"]) == (due, None)
+    return dispatcher, ana, due
+
+
+def test_a_callback_is_placed_at_the_requested_time_for_the_psr_who_took_it(
+    floor: Floor,
+) -> None:
+    dispatcher, ana, due = asked_for_callback(floor)
+    ben = floor.psr(dispatcher, "Ben")
+    floor.advance(due - timedelta(seconds=1))
+    assert len(floor.network.placed) == 1
+    floor.advance(due)
+    assert floor.calls[1][1:] == (phone("1"), due)
+    row = floor.network.placed[1].row
+    assert (row["mode"], row["agent_id"], row["attempt_number"]) == ("callback", ana, 2)
+    assert dispatcher.agents[ana].state.value == "reserved"
+    assert dispatcher.agents[ben].state.value == "ready"
+    assert callbacks(floor)[0]["done_at"] == due
+    floor.answer(floor.last_call())
+    assert floor.network.bridged[-1] == (floor.last_call(), ana)
+
+
+def test_a_callback_goes_to_another_psr_when_its_owner_is_not_ready_within_15_minutes(
+    floor: Floor,
+) -> None:
+    dispatcher, ana, due = asked_for_callback(floor)
+    dispatcher.pause(ana, "lunch")
+    ben = floor.psr(dispatcher, "Ben")
+    floor.advance(due)
+    floor.advance(due + timedelta(minutes=15) - timedelta(seconds=1))
+    assert len(floor.network.placed) == 1
+    assert callbacks(floor)[0]["done_at"] is None
+    floor.advance(due + timedelta(minutes=15))
+    assert floor.calls[1][1:] == (phone("1"), due + timedelta(minutes=15))
+    assert (floor.network.placed[1].row["mode"], floor.network.placed[1].row["agent_id"]) == (
+        "callback",
+        ben,
+    )
+
+
+def test_a_callback_waits_for_its_owner_who_is_ready_within_15_minutes(floor: Floor) -> None:
+    dispatcher, ana, due = asked_for_callback(floor)
+    dispatcher.pause(ana, "meeting")
+    floor.psr(dispatcher, "Ben")
+    floor.advance(due + timedelta(minutes=10))
+    assert len(floor.network.placed) == 1
+    dispatcher.ready(ana)
+    assert floor.calls[1][1:] == (phone("1"), due + timedelta(minutes=10))
+    assert floor.network.placed[1].row["agent_id"] == ana
+
+
+def test_a_spanish_callback_is_offered_only_to_a_psr_who_speaks_spanish(floor: Floor) -> None:
+    dispatcher, ana, due = asked_for_callback(floor, ("en", "es"), language="es")
+    dispatcher.pause(ana, "training")
+    floor.psr(dispatcher, "Ben")  # English only, ready all along
+    floor.advance(due + timedelta(minutes=30))
+    assert len(floor.network.placed) == 1
+    assert callbacks(floor)[0]["done_at"] is None
+    lucia = floor.psr(dispatcher, "Lucía", ("en", "es"))
+    at = due + timedelta(minutes=30)
+    assert floor.calls[1][1:] == (phone("1"), at)
+    assert floor.network.placed[1].row["agent_id"] == lucia
+    assert floor.network.placed[1].row["language"] == "es"
+
+
+# --- language routing ---------------------------------------------------------------------------
+
+
+def test_a_spanish_household_is_only_dialed_for_a_psr_who_speaks_spanish(floor: Floor) -> None:
+    floor.patients("1", "3")
+    floor.patients("2", language="es")
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    ben = floor.psr(dispatcher, "Ben")
+    for _ in range(2):
+        floor.converse(dispatcher, floor.last_call(), ben, Disposition.declined)
+    floor.advance(timedelta(minutes=30))
+    assert [number for _, number, _ in floor.calls] == [phone("1"), phone("3")]
+    lucia = floor.psr(dispatcher, "Lucía", ("en", "es"))
+    assert floor.calls[2][1:] == (phone("2"), START + timedelta(seconds=140, minutes=30))
+    attempt = floor.network.placed[2].row
+    assert (attempt["household_id"], attempt["language"], attempt["agent_id"]) == (
+        households["2"],
+        "es",
+        lucia,
+    )
+
+
+def test_a_bilingual_psr_turns_to_spanish_households_when_the_english_ones_run_out(
+    floor: Floor,
+) -> None:
+    floor.patients("1")
+    floor.patients("2", language="es")
+    campaign = floor.campaign()
+    floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    lucia = floor.psr(dispatcher, "Lucía", ("en", "es"))
+    floor.converse(dispatcher, floor.last_call(), lucia, Disposition.booked)
+    floor.run(10)
+    assert [number for _, number, _ in floor.calls] == [phone("1"), phone("2")]

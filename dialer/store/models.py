@@ -461,3 +461,7 @@ class AuditEntry(Base):
     rows: Mapped[int] = mapped_column(Integer)
     output: Mapped[str] = mapped_column(Text)
     format: Mapped[str] = mapped_column(String(16))
+
+
+# Reports and exports read attempts in start order (without sorting the whole table).
+Index("ix_attempts_started", Attempt.started_at)

@@ -1,4 +1,4 @@
-"""audit log: every export of patient-level data
+"""audit log: every export of patient-level data; attempts indexed by start time
 
 Revision ID: 0003
 Revises: 0002
@@ -34,8 +34,14 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
 
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_attempts_started', ['started_at'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_attempts_started')
+
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_at')
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from dialer.campaigns import load_campaigns, packaged_campaigns_dir
+from dialer.demofollowup import follow_up_demo
 from dialer.errors import DemoRefused
 from dialer.ingest.importer import import_file
 from dialer.lists import DialListResult
@@ -28,6 +29,7 @@ from dialer.store.models import (
     Appointment,
     AppointmentConfirmation,
     Attempt,
+    Booking,
     Callback,
     CallEventRecord,
     CampaignHousehold,
@@ -99,6 +101,7 @@ def clear_demo(conn: Connection) -> None:
     demo_patients = select(Patient.id).where(Patient.source == DEMO_SOURCE)
     demo_appointments = select(Appointment.id).where(Appointment.source == DEMO_SOURCE)
     for statement in (
+        delete(Booking),
         delete(CallEventRecord),
         delete(Callback),
         delete(Attempt),
@@ -160,6 +163,9 @@ def run_demo(engine: Engine, *, today: date | None = None, step: Step | None = N
     say(f"Dialing {as_of.isoformat()} with {workday.agents} PSRs ({workday.bilingual} bilingual)")
     result.day = run_workday(engine, campaigns, workday)
     result.agents = workday.agents
+    say("Importing the practice's appointments three weeks later (bookings followed up)")
+    with tempfile.TemporaryDirectory(prefix="dialer-demo-") as folder:
+        follow_up_demo(engine, as_of, Path(folder), seed=DEMO_SEED, source=DEMO_SOURCE)
     return result
 
 

@@ -54,9 +54,19 @@ def cli(ctx: click.Context, database_url: str | None, campaigns_dir: Path | None
 
 
 def _register() -> None:
-    from dialer.cli import campaigns, demo, dnc, imports, lists, reports, simulate, store
+    from dialer.cli import (
+        campaigns,
+        demo,
+        dnc,
+        imports,
+        lists,
+        report_pages,
+        reports,
+        simulate,
+        store,
+    )
 
-    for module in (demo, store, imports, campaigns, lists, dnc, simulate, reports):
+    for module in (demo, store, imports, campaigns, lists, dnc, simulate, reports, report_pages):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -12,6 +12,8 @@ NEXT_STEPS = """Next, try:
   dialer lists show hygiene-recall --limit 10
   dialer lists show reminders --excluded --limit 20
   dialer lists explain hygiene-recall PATIENT_ID
+  dialer report attribution --by agent   (the day's bookings, three weeks later)
+  dialer report html -o report.html      (every report and chart in one page)
   dialer campaign validate
   dialer import patients YOUR.csv   (see README: canonical columns and --mapping)"""
 

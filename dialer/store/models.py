@@ -465,3 +465,16 @@ class AuditEntry(Base):
 
 # Reports and exports read attempts in start order (without sorting the whole table).
 Index("ix_attempts_started", Attempt.started_at)
+
+
+class Booking(Base):
+    """An appointment booked on a call: the patient, the slot agreed, its kind. The PMS copy
+    arrives with a later import and is matched to it by the attribution report."""
+
+    __tablename__ = "bookings"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str | None] = mapped_column(String(16))
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -196,7 +196,7 @@ def _primary_zone(zones: pd.Series, postal: pd.Series) -> pd.Series:
 
 def _ids(values: pd.Series) -> pd.Series:
     uniques = values.dropna().unique()
-    lookup = {text: sorted_ids(str(text)) for text in uniques}
+    lookup = {text: str(text) if str(text).isalnum() else sorted_ids(str(text)) for text in uniques}
     return values.map(lookup).astype(TEXT)
 
 
@@ -279,7 +279,8 @@ def iter_dispositions(
     """The export as DataFrames of at most ``chunk_rows`` rows (dtypes of :data:`COLUMNS`), in
     ``started_at`` order; the store is read with a streaming cursor, so memory stays flat.
 
-    The filters are checked at once (an unknown campaign raises here, before any row)."""
+    The filters are checked at once (an unknown campaign raises here, before any row). With
+    ``analysis`` each chunk also has ``live_answer`` (a person was detected), for reports."""
     with engine.connect() as conn:
         zone = report_zone(conn, zone_setting)
     query = _query(engine, filters or Filters(), zone)

@@ -235,7 +235,7 @@ def dispositions(
         )
     if output is not None:
         noun = "attempt" if result.rows == 1 else "attempts"
-        click.echo(f"Wrote {result.rows} {noun} to {output} ({result.format}).")
+        click.echo(f"Wrote {result.rows:,} {noun} to {output} ({result.format}).")
 
 
 @click.group("report")

@@ -199,7 +199,7 @@ class EngineStore:
             .limit(limit)
         )
         with self.engine.begin() as conn:
-            postgres = conn.dialect.name == "postgresql"
+            postgres = self._claiming(conn)
             if postgres:
                 retries = retries.with_for_update(of=h, skip_locked=True)
             rows = list(conn.execute(retries).all())
@@ -233,6 +233,16 @@ class EngineStore:
             entries = [self._entry(info, r) for r in rows]
             self._histories(conn, info, entries, now)
         return entries
+
+    @staticmethod
+    def _claiming(conn: Connection) -> bool:
+        """Begin a claim. SQLite: take the write lock before reading, so that two claimers
+        queue (busy timeout) instead of the second failing to upgrade its stale read with
+        "database is locked". True on PostgreSQL, where the claim locks the rows it reads."""
+        if conn.dialect.name == "postgresql":
+            return True
+        conn.exec_driver_sql("UPDATE campaign_households SET claimed_by = claimed_by WHERE 0")
+        return False
 
     @staticmethod
     def _entry(info: CampaignInfo, row: Any) -> ClaimedEntry:
@@ -624,6 +634,8 @@ class EngineStore:
             )
         )
         with self.engine.begin() as conn:
+            if self._claiming(conn):
+                query = query.with_for_update(of=h)
             row = conn.execute(query).first()
             if row is None:
                 return None

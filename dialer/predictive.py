@@ -2,7 +2,9 @@
 
 Nothing is given to it: it learns from the pool's own calls the live-answer probability ``p``,
 the distributions of time to a person (``D``) and to a non-live end (``F``), and of handle time
-(talk plus wrap-up, ``H``).
+(talk plus wrap-up, ``H``). ``p`` is the rate over the most recent lines since its last change
+(a maximum-likelihood change point, so a mid-day drop or rise is followed within a few hundred
+lines); the distributions are the most recent few thousand observations.
 
 Decision. A line started now reaches a person after ``D`` (with probability ``p``). That person
 is served if, by ``D`` plus the grace, more PSRs are free than persons came before it:
@@ -13,11 +15,13 @@ is served if, by ``D`` plus the grace, more PSRs are free than persons came befo
   posterior ``P(person within t | unresolved at r)``, plus ``p * P(D <= t)`` per line started
   in the same decision.
 
-Both are sums of independent Bernoullis; with a normal approximation of their difference
-``X(t)`` the marginal abandon probability of one more line is ``p * E_D[P(X(D) < 1)]``, the
-expectation taken over ``K`` quantiles of the learned ``D`` (a whole distribution of arrival
-times, not one horizon). Lines are started while that marginal probability stays at or below a
-threshold ``lambda`` (the Lagrangian form of "most occupancy for a given abandonment").
+Both are sums of independent Bernoullis. Their difference ``X(t)`` is approximated from its
+first three cumulants (the refined normal approximation: the normal one plus a skewness term,
+which matters with few PSRs and few lines, where the counts are small and lopsided). The person
+of one more line is then abandoned with probability ``E_D[P(X(D) < 1)]``, the expectation taken
+over ``K`` quantiles of the learned ``D`` (a whole distribution of arrival times, not one
+horizon). Lines are started while that probability stays at or below a threshold ``lambda`` (the
+Lagrangian form of "most occupancy for a given abandonment").
 
 Control. ``log(lambda)`` integrates the error of every person detected: up by ``GAIN * target``
 when served, down by ``GAIN * (1 - target)`` when abandoned, with ``target`` = ``TARGET_SHARE``
@@ -33,7 +37,7 @@ letting the guard take the campaign to progressive dialing. A line-count bound p
 always. Until it has seen enough calls it dials at most one unreserved line per ready PSR, which
 cannot abandon.
 
-Cost: one decision is two table gathers (busy PSRs and ringing lines, each ``n x K``) and a few
+Cost: one decision is two table gathers (busy PSRs and ringing lines, each ``n x 3K``) and a few
 ``K``-long sums; tables are refitted every few hundred observations.
 """
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -68,8 +73,10 @@ MIN_TAIL = 30  # samples beyond an elapsed time needed to trust its conditional
 REFIT_HANDLES = 100  # handles between refits of the busy table
 REFIT_LINES = 200  # resolved lines between refits of the ring tables
 
-P_FAST, P_SLOW = 300.0, 3000.0  # memories (lines) of the two live-rate estimators
-P_SHIFT_Z = 4.0  # the fast estimate this many sd away from the slow one: a change
+P_WINDOW = 3000  # most recent lines the live-answer rate is estimated from
+P_CHANGE_LLR = 15.0  # log-likelihood ratio of "the rate changed here" over "it did not"
+P_CHANGE_CHECK = 25  # lines between change-point checks
+P_CHANGE_MIN = 30  # lines on each side of a change point
 LAMBDA_START = 0.01  # abandon probability a new line's person may carry, at first
 LAMBDA_MIN, LAMBDA_MAX = 1e-4, 0.5
 GAIN = 0.05  # log-lambda step per person detected, per unit of error
@@ -106,6 +113,63 @@ class _Samples:
         return np.quantile(self.sorted, levels).astype(np.float64)
 
 
+class _LiveRate:
+    """The live-answer rate over the most recent lines since the last change of the rate.
+
+    Every few lines it looks for the split of its window that best explains the outcomes as
+    two rates (the maximum-likelihood change point); when that split is ``P_CHANGE_LLR`` times
+    (in log) more likely than one rate, the lines before it are forgotten. A step from 30% to
+    10% is found within about 150 lines, and the estimate then uses only the new ones.
+    """
+
+    def __init__(self) -> None:
+        self.hits: deque[int] = deque(maxlen=P_WINDOW)
+        self.count = 0  # sum of hits
+        self._since_check = 0
+
+    @property
+    def value(self) -> float:
+        return self.count / len(self.hits) if self.hits else 0.0
+
+    def add(self, live: bool) -> None:
+        if len(self.hits) == P_WINDOW:
+            self.count -= self.hits[0]
+        self.hits.append(int(live))
+        self.count += int(live)
+        self._since_check += 1
+        if self._since_check >= P_CHANGE_CHECK:
+            self._since_check = 0
+            self._forget_before_a_change()
+
+    def _forget_before_a_change(self) -> None:
+        n = len(self.hits)
+        if n < 2 * P_CHANGE_MIN:
+            return
+        cumulative = np.cumsum(np.asarray(self.hits, dtype=np.float64))
+        split = np.arange(P_CHANGE_MIN, n - P_CHANGE_MIN + 1)
+        before = cumulative[split - 1]
+        after = cumulative[-1] - before
+        gain = (
+            _log_likelihood(before, split)
+            + _log_likelihood(after, n - split)
+            - _log_likelihood(cumulative[-1:], np.array([n]))
+        )
+        best = int(np.argmax(gain))
+        if gain[best] > P_CHANGE_LLR:
+            kept = list(self.hits)[int(split[best]) :]
+            self.hits = deque(kept, maxlen=P_WINDOW)
+            self.count = sum(kept)
+
+
+def _log_likelihood(hits: FloatArray, lines: NDArray[np.int64]) -> FloatArray:
+    """Log-likelihood of ``hits`` successes in ``lines`` Bernoulli trials at their own rate."""
+    rate = hits / lines
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ones = np.where(hits > 0, hits * np.log(rate), 0.0)
+        zeros = np.where(lines > hits, (lines - hits) * np.log1p(-rate), 0.0)
+    return ones + zeros
+
+
 class PredictivePacer:
     """Model-based predictive pacing (see the module doc)."""
 
@@ -119,8 +183,7 @@ class PredictivePacer:
         self.lines_seen = 0
         self.live_seen = 0
         self.handles_seen = 0
-        self.p_fast = 0.0
-        self.p_slow = 0.0
+        self.live_rate = _LiveRate()
         self.handles = _Samples(HANDLE_SAMPLES)
         self.to_person = _Samples(RING_SAMPLES)
         self.to_other = _Samples(RING_SAMPLES)
@@ -128,13 +191,15 @@ class PredictivePacer:
         self._since_lines = 0
         self._p_fitted = -1.0
         # Tables (see _fit_*), per row the K horizons' contributions to the mean of (free PSRs -
-        # persons) then the K variances: by a busy PSR's elapsed seconds, by a ringing line's
-        # elapsed half-seconds; and per line started now (persons by each horizon).
-        self._busy: FloatArray = np.zeros((HANDLE_GRID + 1, 2 * K))
-        self._ring: FloatArray = np.zeros((RING_GRID + 1, 2 * K))
-        self._empty: FloatArray = np.zeros(2 * K)
+        # persons), then the K variances, then the K third cumulants: by a busy PSR's elapsed
+        # seconds, by a ringing line's elapsed half-seconds; and per line started now (persons
+        # by each horizon).
+        self._busy: FloatArray = np.zeros((HANDLE_GRID + 1, 3 * K))
+        self._ring: FloatArray = np.zeros((RING_GRID + 1, 3 * K))
+        self._empty: FloatArray = np.zeros(3 * K)
         self._new_q: list[float] = [0.0] * K
         self._new_v: list[float] = [0.0] * K
+        self._new_c: list[float] = [0.0] * K
         # The 30-day period's persons and abandons (the ledger's count rule, replicated).
         self._origin: datetime | None = None
         self._period = -1
@@ -148,18 +213,7 @@ class PredictivePacer:
     def observe_line(self, ring_seconds: float, live: bool, at: datetime) -> None:
         """A line resolved: a person after ``ring_seconds``, or not."""
         self.lines_seen += 1
-        hit = 1.0 if live else 0.0
-        if self.lines_seen == 1:
-            self.p_fast = self.p_slow = hit
-        else:
-            fast = 1 / min(P_FAST, self.lines_seen)
-            slow = 1 / min(P_SLOW, self.lines_seen)
-            self.p_fast += fast * (hit - self.p_fast)
-            self.p_slow += slow * (hit - self.p_slow)
-            if self.lines_seen >= P_FAST:
-                spread = math.sqrt(max(self.p_slow * (1 - self.p_slow), 1e-4) / P_FAST)
-                if abs(self.p_fast - self.p_slow) > P_SHIFT_Z * spread:
-                    self.p_slow = self.p_fast  # the answer rate moved: forget the old one
+        self.live_rate.add(live)
         if live:
             self.live_seen += 1
             self.to_person.add(ring_seconds)
@@ -221,7 +275,7 @@ class PredictivePacer:
     @property
     def p(self) -> float:
         """Estimated live-answer probability per line."""
-        return self.p_slow
+        return self.live_rate.value
 
     @property
     def threshold(self) -> float:
@@ -257,7 +311,7 @@ class PredictivePacer:
         if thin.any():
             first = int(np.argmax(thin))
             q[first:] = q[max(0, first - 1)]
-        self._busy = np.hstack([q, q * (1.0 - q)])
+        self._busy = _cumulants(q)
 
     def _fit_rings(self) -> None:
         self._since_lines = 0
@@ -276,11 +330,13 @@ class PredictivePacer:
             p * (person_then - person_now[:, None]) / np.maximum(alive[:, None], 1e-9),
             0.0,
         )
-        q = np.clip(q, 0.0, 1.0)
-        self._ring = np.hstack([-q, q * (1.0 - q)])
+        self._ring = _cumulants(np.clip(q, 0.0, 1.0), persons=True)
         levels = (np.arange(K, dtype=np.float64) + 0.5) / K
-        self._new_q = [float(p * x) for x in levels]
-        self._new_v = [q * (1.0 - q) for q in self._new_q]
+        new = _cumulants(p * levels, persons=True)
+        # Kept as (positive) per-line amounts: each line started subtracts them.
+        self._new_q = (-new[:K]).tolist()
+        self._new_v = new[K : 2 * K].tolist()
+        self._new_c = (-new[2 * K :]).tolist()
         if self.handles_seen:
             self._fit_handles()
 
@@ -307,8 +363,7 @@ class PredictivePacer:
         lines = snap.lines
         if not self.trusted:
             return max(0, snap.ready - lines)
-        if self._p_fitted < 0:
-            self._fit_rings()
+        self._ensure_fitted()
         limit = self.line_limit(snap)
         room = limit - lines
         safe = max(0, snap.ready - lines)  # lines that cannot abandon
@@ -319,12 +374,16 @@ class PredictivePacer:
 
     def marginal(self, snap: PoolSnapshot, started: int = 0) -> float:
         """Abandon probability of the person of one more line after ``started`` new ones."""
-        means, variances = self._sums(snap)
-        return self._marginal(means, variances, started)
+        self._ensure_fitted()
+        return self._marginal(self._sums(snap), started)
 
-    def _sums(self, snap: PoolSnapshot) -> tuple[list[float], list[float]]:
-        """Mean (less the continuity correction) and variance of (free PSRs - persons before a
-        new line's person) at each of the K horizons."""
+    def _ensure_fitted(self) -> None:
+        if self._p_fitted < 0:
+            self._fit_rings()
+
+    def _sums(self, snap: PoolSnapshot) -> _Sums:
+        """The cumulants of (free PSRs - persons before a new line's person) at each of the K
+        horizons, and its bounds."""
         busy, ringing = snap.busy_elapsed, snap.ringing_elapsed
         total = self._empty
         if busy:
@@ -338,26 +397,79 @@ class PredictivePacer:
                 np.minimum(index, RING_GRID, out=index)
             total = total + self._ring.take(index, axis=0).sum(axis=0)
         values: list[float] = total.tolist()
-        base = snap.ready - snap.waiting - 0.5
-        return [base + x for x in values[:K]], values[K:]
+        base = snap.ready - snap.waiting - 0.5  # with the continuity correction
+        return _Sums(
+            [base + x for x in values[:K]],
+            values[K : 2 * K],
+            values[2 * K :],
+            snap.ready - snap.waiting - len(ringing),
+            snap.ready - snap.waiting + len(busy),
+        )
 
-    def _marginal(self, means: list[float], variances: list[float], started: int) -> float:
-        """P(no PSR for the person of one more line), averaged over the K arrival times."""
+    def _marginal(self, sums: _Sums, started: int) -> float:
+        """P(no PSR for the person of one more line), averaged over the K arrival times; exact
+        where every line ahead reaching a person still leaves a PSR, or no PSR can be free."""
+        if sums.lowest - started >= 1:
+            return 0.0
+        if sums.highest < 1:
+            return 1.0
         total = 0.0
-        for mean, variance, q, v in zip(means, variances, self._new_q, self._new_v, strict=True):
-            m = mean - started * q
-            s = variance + started * v
-            if s > 1e-12:
-                total += math.erfc(m / math.sqrt(2.0 * s))
-            elif m < 0:
-                total += 2.0
-        return 0.5 * total / K
+        for mean, variance, third, q, v, c in zip(
+            sums.means,
+            sums.variances,
+            sums.thirds,
+            self._new_q,
+            self._new_v,
+            self._new_c,
+            strict=True,
+        ):
+            total += _below_zero(mean - started * q, variance + started * v, third - started * c)
+        return total / K
 
     def _wanted(self, snap: PoolSnapshot, most: int) -> int:
         """Lines to start (at most ``most``): while the next one's marginal stays under lambda."""
-        means, variances = self._sums(snap)
+        sums = self._sums(snap)
         threshold = self.threshold
         started = 0
-        while started < most and self._marginal(means, variances, started) <= threshold:
+        while started < most and self._marginal(sums, started) <= threshold:
             started += 1
         return started
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """(free PSRs - persons ahead) of a new line's person, per horizon: mean (less the
+    continuity correction), variance, third cumulant; and its least and greatest values."""
+
+    means: list[float]
+    variances: list[float]
+    thirds: list[float]
+    lowest: int
+    highest: int
+
+
+def _cumulants(q: FloatArray, *, persons: bool = False) -> FloatArray:
+    """Mean, variance and third cumulant of Bernoulli(q) (of its negative for ``persons``),
+    side by side along the last axis."""
+    variance = q * (1.0 - q)
+    third = variance * (1.0 - 2.0 * q)
+    sign = -1.0 if persons else 1.0
+    return np.concatenate([sign * q, variance, sign * third], axis=-1)
+
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+def _below_zero(mean: float, variance: float, third: float) -> float:
+    """P(X < 0) for a sum of independent Bernoullis with these cumulants (``mean`` already
+    continuity-corrected): the refined normal approximation, Phi(z) + skew (1 - z^2) phi(z) / 6
+    at z = -mean / sd, kept within [0, 1]."""
+    if variance <= 1e-12:
+        return 1.0 if mean < 0 else 0.0
+    sd = math.sqrt(variance)
+    z = -mean / sd
+    normal = 0.5 * math.erfc(-z / _SQRT2)
+    skew = third / (variance * sd)
+    value = normal + skew * (1.0 - z * z) * math.exp(-0.5 * z * z) / (6.0 * _SQRT2PI)
+    return min(1.0, max(0.0, value))

@@ -17,18 +17,23 @@ is served if, by ``D`` plus the grace, more PSRs are free than persons came befo
 
 Both are sums of independent Bernoullis. Their difference ``X(t)`` is approximated from its
 first three cumulants (the refined normal approximation: the normal one plus a skewness term,
-which matters with few PSRs and few lines, where the counts are small and lopsided). The person
-of one more line is then abandoned with probability ``E_D[P(X(D) < 1)]``, the expectation taken
-over ``K`` quantiles of the learned ``D`` (a whole distribution of arrival times, not one
-horizon). Lines are started while that probability stays at or below a threshold ``lambda`` (the
-Lagrangian form of "most occupancy for a given abandonment").
+which matters with few PSRs and few lines, where the counts are small and lopsided; it is worth
+about a quarter point of occupancy on scenario S2). The person of one more line is then abandoned
+with probability ``E_D[P(X(D) < 1)]``, the expectation taken over ``K`` quantiles of the learned
+``D`` (a whole distribution of arrival times, not one horizon); it is exactly 0 when every line
+ahead reaching a person would still leave it a ready PSR, and exactly 1 when the persons waiting
+already take every PSR ready or busy. Lines are started while that probability stays at or
+below a threshold ``lambda`` (the Lagrangian form of "most occupancy for a given abandonment").
 
 Control. ``log(lambda)`` integrates the error of every person detected: up by ``GAIN * target``
 when served, down by ``GAIN * (1 - target)`` when abandoned, with ``target`` = ``TARGET_SHARE``
 (90%) of the cap. Its drift is zero exactly when the abandonment equals the target, and since
 ``log(lambda)`` stays in a bounded band, the count of abandons stays within a few of
 ``target * persons``: the long-run rate converges on the target. It does not wind up while the
-pacer is not in control (guard tripped, lines limited by the budget below).
+pacer is not in control (guard tripped, lines limited by the budget below). Near the edge of the
+band the dispatcher's guard tolerates (the period's rate at ``TRIP_SHARE`` of the cap, just
+under the guard's own trip point), ``lambda`` is cut by ``SLACK_GAIN`` per abandon of slack
+missing, so a run of bad luck slows the dialing instead of tripping the guard.
 
 Budget. The pacer keeps its own count of persons and abandons per 30-day period (like the
 dispatcher's ledger) and never keeps more unreserved lines than the cap can absorb if every one

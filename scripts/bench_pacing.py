@@ -12,8 +12,14 @@ occupancy, the worst run's ``max_30day_abandon_rate``, talk minutes per PSR-hour
 per connect, attempts per run and wall seconds per run (and with ``--speed`` attempts per
 wall-second), then whether the predictive pacer meets its contract on that scenario: every run
 at or below the 3% cap and mean occupancy at least the contract figure (issue 3). The fixed
-ratio is the one tuned for each scenario in the pacing notes (2.0 on S2, 5.3 on S3); every
-other pacer runs untuned.
+ratio is the one tuned for each scenario in the pacing notes (2.0 on S2, 5.3 on S3, 2.0
+elsewhere); every other pacer runs untuned.
+
+The other scenario files check the predictive pacer's robustness (the cap kept from 5 PSRs to
+100, and through mid-shift changes of the answer rate and of staffing), e.g.
+
+    python scripts/bench_pacing.py --pacers predictive --days 5 --seeds 2 \
+        --scenarios s2-5-psrs s2-100-psrs s2-answer-change s2-staffing
 """
 
 from __future__ import annotations

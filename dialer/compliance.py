@@ -42,6 +42,12 @@ Maryland and 15 O.S. 775C.4: 3 per 24 h; Maine: 1 per 8 h)
     reach back 168 h at least). The attempts after ``now - W`` count; one made at ``t`` stops
     counting at exactly ``t + W`` (half-open, like the calling windows). A dial is refused
     when it would be call number ``calls + 1`` in such a window.
+Requested callbacks (``DialRequest.requested``)
+    A callback the callee asked for, at the time they asked, is made at their express
+    request: the household caps (the campaign's policy for calls nobody asked for) and the
+    federal healthcare limits (conditions of calling without consent) do not count it against
+    them; a state's own cap counts every call and still applies, as do do-not-call, consent,
+    windows and holidays.
 Retry delay (the campaign's ``retry_after``)
     Refused before ``next_attempt_at`` (allowed at that instant); :func:`retry_time` computes
     it from the last outcome.
@@ -154,6 +160,7 @@ class DialRequest:
     household_attempts: tuple[datetime, ...] = ()  # this campaign's attempts on the household
     phone_attempts: tuple[datetime, ...] = ()  # every campaign's, over 168 h back at least
     next_attempt_at: datetime | None = None  # earliest retry time set by the last outcome
+    requested: bool = False  # a callback the callee asked for (see phone_cap_clears_at)
 
     def __post_init__(self) -> None:
         if not self.zones:
@@ -341,6 +348,26 @@ def rolling_cap_clears_at(
     return clears
 
 
+def phone_cap_clears_at(
+    attempts: Sequence[datetime],
+    states: Sequence[str],
+    now: datetime,
+    rules: StateRules,
+    *,
+    requested: bool = False,
+) -> datetime | None:
+    """When the per-phone caps stop refusing a dial to a phone with these ``attempts`` (every
+    campaign's), or None when none refuses now.
+
+    A callback the callee asked for (``requested``) is a call made at their express request:
+    the federal healthcare limits (1 a day, 3 a week) are conditions of calling *without*
+    consent and do not apply to it, but a state's own cap (e.g. 3 calls in 24 hours) counts
+    every call and still does (the most restrictive reading).
+    """
+    caps = most_restrictive_caps(rules, states, federal=not requested)
+    return rolling_cap_clears_at(attempts, caps, now)
+
+
 def retry_time(campaign: CampaignModel, outcome: str, ended_at: datetime) -> datetime:
     """When the next attempt may start after ``outcome`` ended at ``ended_at`` (retry_after)."""
     delays = {str(key): text for key, text in campaign.calling.retry_after.items()}
@@ -360,7 +387,7 @@ def _permanent_refusal(request: DialRequest, campaign: CampaignModel) -> Reason 
     needs_consent = request.phone_kind == "mobile" and calling.require_consent_for_mobile
     if needs_consent and not request.has_consent:
         return Reason.no_consent
-    if len(request.household_attempts) >= calling.max_attempts:
+    if len(request.household_attempts) >= calling.max_attempts and not request.requested:
         return Reason.max_attempts
     return None
 
@@ -373,7 +400,9 @@ def _delay_refusal(
         (Reason.retry_delay, request.next_attempt_at),
         (
             Reason.max_attempts_per_day,
-            day_cap_clears_at(
+            None
+            if request.requested
+            else day_cap_clears_at(
                 request.household_attempts,
                 request.zones,
                 campaign.calling.max_attempts_per_day,
@@ -382,8 +411,8 @@ def _delay_refusal(
         ),
         (
             Reason.phone_cap,
-            rolling_cap_clears_at(
-                request.phone_attempts, most_restrictive_caps(rules, request.states), now
+            phone_cap_clears_at(
+                request.phone_attempts, request.states, now, rules, requested=request.requested
             ),
         ),
     ]

@@ -29,10 +29,13 @@ from dialer.campaigns import CampaignModel
 from dialer.clock import Clock
 from dialer.compliance import (
     ABANDON_GRACE_SECONDS,
+    ALLOWED,
     MIN_RING_SECONDS,
     AbandonLedger,
     DialRequest,
+    Verdict,
     check_dial,
+    phone_cap_clears_at,
     retry_time,
 )
 from dialer.outcomes import Disposition, Outcome, flags, is_conversion
@@ -412,7 +415,7 @@ class Dispatcher:
             if agent is None:
                 continue
             self._close_callback(callback)
-            if self._gate(callback.entry, run.info.model, now):
+            if self._gate(callback.entry, run.info.model, now, requested=True):
                 self._launch(self.pools[key], run, [callback.entry], "callback", [agent])
 
     def _callback_agent(
@@ -496,26 +499,64 @@ class Dispatcher:
         pool.supply.extend(batch)
         return True
 
-    def _gate(self, entry: ClaimedEntry, campaign: CampaignModel, now: datetime) -> bool:
+    def _gate(
+        self,
+        entry: ClaimedEntry,
+        campaign: CampaignModel,
+        now: datetime,
+        *,
+        requested: bool = False,
+    ) -> bool:
         """The compliance gate; a refused entry is released with its next possible time."""
-        phone = entry.phone
-        if phone is None:
+        if entry.phone is None:
             self.store.release(entry.household_id, done=True, final_code="no_valid_phone")
             return False
+        verdict = self._check(entry, campaign, now, entry.phone_attempts, requested=requested)
+        if verdict.allowed:
+            return True
+        self._refuse(entry, verdict)
+        return False
+
+    def _check(
+        self,
+        entry: ClaimedEntry,
+        campaign: CampaignModel,
+        now: datetime,
+        phone_attempts: list[datetime],
+        *,
+        requested: bool,
+    ) -> Verdict:
         request = DialRequest(
-            phone=phone,
+            phone=entry.phone or "",
             phone_kind=entry.phone_kind,  # type: ignore[arg-type]
             zones=entry.zones,
             states=entry.states,
             has_consent=entry.has_consent,
             on_dnc=False,
             household_attempts=tuple(entry.household_attempts),
-            phone_attempts=tuple(entry.phone_attempts),
+            phone_attempts=tuple(phone_attempts),
             next_attempt_at=entry.next_attempt_at,
+            requested=requested,
         )
-        verdict = check_dial(request, campaign, now, self.rules)
-        if verdict.allowed:
-            return True
+        return check_dial(request, campaign, now, self.rules)
+
+    def _phone_check(self, campaign: CampaignModel) -> Callable[[Launch, list[datetime]], Verdict]:
+        """The check at launch, with the phone's calls as the store has them at that moment:
+        the per-phone caps (cheap), and the whole gate for the verdict when they refuse."""
+
+        def check(launch: Launch, calls: list[datetime]) -> Verdict:
+            entry, requested = launch.entry, launch.mode == "callback"
+            clears = phone_cap_clears_at(
+                calls, entry.states, launch.started_at, self.rules, requested=requested
+            )
+            if clears is None or clears <= launch.started_at:
+                return ALLOWED
+            return self._check(entry, campaign, launch.started_at, calls, requested=requested)
+
+        return check
+
+    def _refuse(self, entry: ClaimedEntry, verdict: Verdict) -> None:
+        """Give a refused entry back with its next possible time, or close it."""
         if verdict.not_before is not None:
             self.store.release(entry.household_id, next_attempt_at=verdict.not_before)
         else:
@@ -524,7 +565,6 @@ class Dispatcher:
                 done=True,
                 final_code=str(verdict.reason.value if verdict.reason else "refused"),
             )
-        return False
 
     def _launch(
         self,
@@ -541,13 +581,23 @@ class Dispatcher:
             Launch(entry, mode, now, owners[i].id if i < len(owners) else None)
             for i, entry in enumerate(entries)
         ]
-        ids = self.store.launch(launches, run.info.model.name)
-        for launch, attempt_id in zip(launches, ids, strict=True):
+        results = self.store.launch(
+            launches,
+            run.info.model.name,
+            self.settings.lease_seconds,
+            self._phone_check(run.info.model),
+        )
+        for launch, result in zip(launches, results, strict=True):
             entry = launch.entry
-            if attempt_id is None:  # do-not-call or retired at the last check
+            if result.lease_lost:  # another node holds the household now: it is theirs
+                continue
+            if result.verdict is not None:  # a call to the phone since the claim hit a cap
+                self._refuse(entry, result.verdict)
+                continue
+            if result.attempt_id is None:  # do-not-call or retired at the last check
                 self._next_phone_or_done(entry, "do_not_call")
                 continue
-            self._place(pool, run, launch, attempt_id)
+            self._place(pool, run, launch, result.attempt_id)
 
     def _place(self, pool: Pool, run: CampaignRun, launch: Launch, attempt_id: int) -> None:
         now = self.clock.now()

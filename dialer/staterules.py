@@ -273,11 +273,15 @@ def call_caps(rules: StateRules, state: str | None) -> list[Cap]:
     return sorted(set(rules.federal.caps) | set(state_caps), key=_cap_order)
 
 
-def most_restrictive_caps(rules: StateRules, states: Iterable[str | None]) -> list[Cap]:
-    """Every cap any candidate state imposes (plus the federal caps), de-duplicated."""
-    caps = set(rules.federal.caps)
+def most_restrictive_caps(
+    rules: StateRules, states: Iterable[str | None], *, federal: bool = True
+) -> list[Cap]:
+    """Every cap any candidate state imposes (plus the federal caps unless ``federal`` is
+    False), de-duplicated."""
+    caps = set(rules.federal.caps) if federal else set()
     for state in states:
-        caps.update(call_caps(rules, state))
+        rule = state_rule(rules, state)
+        caps.update(rule.caps if rule is not None else ())
     return sorted(caps, key=_cap_order)
 
 

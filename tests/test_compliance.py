@@ -3,6 +3,7 @@ consent, ``not_before``; the abandonment ledger and its guard; property tests on
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,37 @@ def test_state_phone_caps(states: tuple[str, ...], attempts: int, allowed: bool)
         assert verdict.not_before == phone_attempts[-1] + timedelta(hours=24)
 
 
+@pytest.mark.parametrize(
+    ("states", "attempts", "allowed"),
+    [
+        pytest.param((), 1, True, id="federal-1-a-day-does-not-count-it"),
+        pytest.param((), 5, True, id="federal-3-a-week-does-not-count-it"),
+        pytest.param(("FL",), 2, True, id="fl-2-in-24h"),
+        pytest.param(("FL",), 3, False, id="fl-3-in-24h-still-binds"),
+    ],
+)
+def test_a_requested_callback_is_held_to_state_caps_only(
+    states: tuple[str, ...], attempts: int, allowed: bool
+) -> None:
+    """The callee asked for this call: the household caps and the federal healthcare limits
+    do not count it, a state's cap does."""
+    now = utc(2026, 10, 20, 16)
+    campaign = make(max_attempts=2, max_attempts_per_day=1)
+    phone_attempts = tuple(now - timedelta(hours=i + 1) for i in range(attempts))
+    req = request(
+        states=states,
+        phone_attempts=phone_attempts,
+        household_attempts=phone_attempts,
+        requested=True,
+    )
+    verdict = check_dial(req, campaign, now, RULES)
+    assert verdict.allowed is allowed
+    if not allowed:
+        assert verdict.reason == Reason.phone_cap
+    unrequested = check_dial(replace(req, requested=False), campaign, now, RULES)
+    assert not unrequested.allowed
+
+
 def test_maine_one_call_per_8_hours_binds_under_the_federal_caps() -> None:
     rules = without_federal_caps(RULES)
     now = utc(2026, 10, 20, 16)
@@ -662,6 +694,7 @@ def dials(draw: st.DrawFn) -> tuple[DialRequest, datetime]:
         household_attempts=tuple(now - timedelta(seconds=s) for s in household),
         phone_attempts=tuple(now - timedelta(seconds=s) for s in phone),
         next_attempt_at=None if retry is None else now + timedelta(seconds=retry),
+        requested=draw(st.integers(0, 3)) == 3,  # a callback the callee asked for
     )
     return req, now
 
@@ -669,13 +702,14 @@ def dials(draw: st.DrawFn) -> tuple[DialRequest, datetime]:
 def assert_every_rule_holds(
     req: DialRequest, campaign: CampaignModel, now: datetime, rules: StateRules
 ) -> None:
-    """An independent restatement of each rule, from the raw inputs."""
+    """An independent restatement of each rule, from the raw inputs. A requested callback is
+    held to every rule but the household caps and the federal per-phone caps."""
     calling = campaign.calling
     assert not req.on_dnc
     assert req.has_consent or not (
         req.phone_kind == "mobile" and calling.require_consent_for_mobile
     )
-    assert len(req.household_attempts) < calling.max_attempts
+    assert req.requested or len(req.household_attempts) < calling.max_attempts
     assert req.next_attempt_at is None or now >= req.next_attempt_at
     for zone in req.zones:
         zone_info = ZoneInfo(zone)
@@ -692,8 +726,8 @@ def assert_every_rule_holds(
         same_day = [
             a for a in req.household_attempts if a.astimezone(zone_info).date() == local.date()
         ]
-        assert len(same_day) < calling.max_attempts_per_day
-    caps = {*rules.federal.caps}
+        assert req.requested or len(same_day) < calling.max_attempts_per_day
+    caps = set() if req.requested else {*rules.federal.caps}
     for state in req.states:
         caps.update(rules.states[state].caps if state in rules.states else ())
     for cap in caps:

@@ -541,6 +541,31 @@ def test_the_per_phone_caps_count_every_campaigns_calls(floor: Floor) -> None:
     assert {number for _, number, _ in floor.calls} == {phone("1")}
 
 
+def test_a_call_placed_after_the_claim_counts_against_the_cap_at_the_last_check(
+    floor: Floor,
+) -> None:
+    """Ben's node holds recall-b's second household, claimed with the phone's history of that
+    moment; recall-a then calls that phone. When Ben frees up, the last check before the call
+    reads the phone's calls again and refuses: the household waits for the daily cap."""
+    floor.patients("1", "2")
+    first = floor.campaign("recall-a")
+    second = floor.campaign("recall-b")
+    floor.build(first)
+    held = floor.build(second)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(first)
+    dispatcher.open_campaign(second)
+    floor.psr(dispatcher, "Ben", campaigns=frozenset({"recall-b"}))  # claims both, dials one
+    ((_, dialed, _),) = floor.calls
+    other = next(p for p in ("1", "2") if phone(p) != dialed)
+    floor.psr(dispatcher, "Ana", campaigns=frozenset({"recall-a"}))  # dials the other phone
+    assert floor.calls == [(1, dialed, START), (2, phone(other), START)]
+    floor.advance(START + timedelta(seconds=30))
+    floor.report(1, "ringing", "no_answer")  # Ben is free: his held entry is the other phone
+    assert len(floor.calls) == 2
+    assert floor.household(held[other])["next_attempt_at"] == START + timedelta(days=1)
+
+
 # --- callbacks ----------------------------------------------------------------------------------
 
 
@@ -674,13 +699,6 @@ def test_a_bilingual_psr_turns_to_spanish_households_when_the_english_ones_run_o
     assert [number for _, number, _ in floor.calls] == [phone("1"), phone("2")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the per-phone cap (federal healthcare limit, 1 call in 24 h) refuses a callback the "
-    "callee asked for later the same day: it is closed unplaced and the household waits for "
-    "the cap as an ordinary retry, for any PSR; whether a requested callback counts under that "
-    "cap is a compliance decision for issue 3",
-)
 def test_a_same_day_callback_is_placed_at_the_requested_time(floor: Floor) -> None:
     floor.patients("1")
     campaign = floor.campaign()
@@ -1013,12 +1031,6 @@ def test_two_dispatchers_on_one_store_dial_each_household_once(floor: Floor) -> 
     assert len(floor.calls) == len(ids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node keeps claimed entries in memory past their lease (900 s) without renewing "
-    "it; another node may then claim and dial them, and the first node still dials its stale "
-    "copy (the launch checks only do-not-call and retired numbers)",
-)
 def test_an_entry_held_past_its_lease_is_not_dialed_by_two_nodes(floor: Floor) -> None:
     floor.patients("1", "2", "3")
     campaign = floor.campaign()

@@ -13,13 +13,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 
 from dialer.campaigns import CampaignModel
+from dialer.compliance import Verdict
 from dialer.store.dial_lists import sync_campaign
 from dialer.store.fastpath import FastPath
 from dialer.store.models import (
@@ -93,6 +95,23 @@ class Launch:
     mode: str
     started_at: datetime
     agent_id: int | None
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What became of a launch: its attempt, or why the last checks stopped it."""
+
+    attempt_id: int | None
+    lease_lost: bool = False  # another node claimed the household after this one's lease ran out
+    verdict: Verdict | None = None  # the per-phone check refused it (with its next time)
+
+    # attempt_id None, lease_lost False and verdict None: the number was do-not-call or retired
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored time as aware UTC (SQLite returns its naive UTC text on the fast path)."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -305,12 +324,24 @@ class EngineStore:
 
     # Launching ----------------------------------------------------------------------------
 
-    def launch(self, launches: list[Launch], campaign: str) -> list[int | None]:
-        """Commit the attempts (and the queued writes, when enough have gathered); None for a
-        launch whose number turned out to be do-not-call or retired at this last check.
+    def launch(
+        self,
+        launches: list[Launch],
+        campaign: str,
+        lease_seconds: float,
+        phone_check: Callable[[Launch, list[datetime]], Verdict],
+    ) -> list[Launched]:
+        """Commit the attempts (and the queued writes, when enough have gathered) after the
+        last checks, in one transaction:
 
-        The check and the insert are one statement (``INSERT ... SELECT ... WHERE NOT
-        EXISTS``), so no number listed before the commit is ever attempted.
+        - the household is still claimed by this node (its lease is renewed); a node that held
+          an entry past its lease, which another node has since claimed, does not dial it;
+        - ``phone_check`` passes given every campaign's and every node's recent calls to the
+          phone as the store has them now (calls of this batch included), so calls placed
+          since the entry was claimed count against the per-phone caps;
+        - the number is not do-not-call or retired: the check and the insert are one
+          statement (``INSERT ... SELECT ... WHERE NOT EXISTS``), so no number listed before
+          the commit is ever attempted.
         """
         if not launches:
             return []
@@ -319,19 +350,61 @@ class EngineStore:
         try:
             if self._pending >= FLUSH_ROWS:
                 self._write_pending()
-            ids: list[int | None] = []
+            since = min(launch.started_at for launch in launches) - timedelta(days=HISTORY_DAYS)
+            calls = self._recent_calls([launch.entry.phone for launch in launches], since)
+            results: list[Launched] = []
             for launch in launches:
+                entry = launch.entry
+                until = launch.started_at + timedelta(seconds=lease_seconds)
+                if not fast.execute(self._renew_sql(), [until, entry.household_id, self.node]):
+                    results.append(Launched(None, lease_lost=True))
+                    continue
+                history = calls[entry.phone or ""]
+                verdict = phone_check(launch, history)
+                if not verdict.allowed:
+                    results.append(Launched(None, verdict=verdict))
+                    continue
                 row = self._attempt_row(launch)
                 found = fast.execute(
                     self._insert_sql(tuple(row)),
                     [*row.values(), *self._check_params(launch, campaign)],
                 )
-                ids.append(int(found[0][0]) if found else None)
+                if not found:
+                    results.append(Launched(None))
+                    continue
+                entry.phone_attempts = list(history)
+                history.append(launch.started_at)
+                results.append(Launched(int(found[0][0])))
             fast.commit()
         except BaseException:
             fast.rollback()
             raise
-        return ids
+        return results
+
+    def _renew_sql(self) -> str:
+        mark = self.fast.mark
+        return (
+            f"UPDATE campaign_households SET claimed_until = {mark} "
+            f"WHERE id = {mark} AND claimed_by = {mark} RETURNING id"
+        )
+
+    def _recent_calls(self, phones: list[str | None], since: datetime) -> dict[str, list[datetime]]:
+        """Every attempt's start to these phones since ``since``, per phone, oldest first."""
+        numbers = sorted({phone for phone in phones if phone})
+        calls: dict[str, list[datetime]] = defaultdict(list)
+        if not numbers:
+            return calls
+        fast = self.fast
+        rows = fast.execute(
+            f"SELECT phone, started_at FROM attempts WHERE phone IN ({fast.marks(len(numbers))}) "
+            f"AND started_at >= {fast.mark}",
+            [*numbers, since],
+        )
+        for phone, started in rows:
+            calls[phone].append(_utc(started))
+        for history in calls.values():
+            history.sort()
+        return calls
 
     def _insert_sql(self, columns: tuple[str, ...]) -> str:
         sql = self._insert_cache.get(columns)

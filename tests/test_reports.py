@@ -340,6 +340,20 @@ def test_campaign_do_not_call_list_counts_for_that_campaign_only(store: Engine) 
     assert frame.loc["reminders", "on_dnc"] == 1
 
 
+def test_a_requested_callback_is_not_over_the_household_or_federal_caps(store: Engine) -> None:
+    """Call 3 (the household's second call of the day, 2 h 50 min after the first) counts as
+    over a cap; placed as a callback the callee asked for, it does not (dialer.compliance,
+    "Requested callbacks")."""
+    floor = build_floor(store)
+    assert compliance_report(store, ("hygiene-recall",)).iloc[0]["over_cap"] == 1
+    with store.begin() as conn:
+        conn.execute(
+            sa.update(Attempt).where(Attempt.id == floor.attempts[3]).values(mode="callback")
+        )
+    row = compliance_report(store, ("hygiene-recall",)).iloc[0]
+    assert row["over_cap"] == 0
+
+
 def test_compliance_unknown_campaign(store: Engine) -> None:
     build_floor(store)
     with pytest.raises(NotFound, match=r"^No campaign named 'x' in the store"):

@@ -13,7 +13,9 @@
 - ``over_cap`` (must be 0): attempts beyond a cap when placed: the campaign's
   ``max_attempts`` per household, ``max_attempts_per_day`` per callee-local day (in any
   candidate zone), or a rolling per-phone cap over every campaign's calls (federal 1 a day
-  and 3 a week, and the candidate states' caps).
+  and 3 a week, and the candidate states' caps). A callback the callee asked for (mode
+  ``callback``) is held to the states' caps only, as the engine holds it
+  (:mod:`dialer.compliance`, "Requested callbacks"); it still counts against later calls.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def _attempts(engine: Engine, campaign_id: int) -> pd.DataFrame:
             a.person_detected_at,
             a.ended_at,
             a.abandoned,
+            a.mode,
         )
         .where(a.campaign_id == campaign_id)
         .order_by(a.started_at, a.id),
@@ -219,8 +222,11 @@ def over_cap_ids(
     calling = model.calling
     over: set[int] = set()
     ordered = attempts.sort_values(["household_id", "started_at", "id"], kind="stable")
+    requested = set(attempts.loc[attempts["mode"] == "callback", "id"].astype("int64"))
+    ordered = ordered.assign(requested=ordered["id"].isin(requested))
     earlier = ordered.groupby("household_id").cumcount()
-    over.update(ordered.loc[earlier >= calling.max_attempts, "id"].astype("int64"))
+    beyond = (earlier >= calling.max_attempts) & ~ordered["requested"]
+    over.update(ordered.loc[beyond, "id"].astype("int64"))
     zones = (
         ordered.assign(zone=ordered["timezones"].str.split())
         .explode("zone")
@@ -232,18 +238,24 @@ def over_cap_ids(
             for at, zone in zip(zones["started_at"], zones["zone"], strict=True)
         ]
         same_day = zones.groupby(["household_id", "zone", "local_day"]).cumcount()
-        over.update(zones.loc[same_day >= calling.max_attempts_per_day, "id"].astype("int64"))
+        beyond = (same_day >= calling.max_attempts_per_day) & ~zones["requested"]
+        over.update(zones.loc[beyond, "id"].astype("int64"))
     history = _phone_history(engine, attempts["phone"])
     caps_of = {
-        states: most_restrictive_caps(rules, str(states or "").split())
+        (states, federal): most_restrictive_caps(rules, str(states or "").split(), federal=federal)
         for states in attempts["states"].unique()
+        for federal in (True, False)
     }
     ours = attempts.set_index("id")
     for cap in sorted({cap for caps in caps_of.values() for cap in caps}):
         window = pd.Timedelta(hours=cap.window_hours)
         before = history.groupby("phone")["started_at"].shift(cap.calls)
         hit = history.loc[before > history["started_at"] - window, "id"].astype("int64")
-        bound = {i for i in hit if i in ours.index and cap in caps_of[ours.at[i, "states"]]}
+        bound = {
+            i
+            for i in hit
+            if i in ours.index and cap in caps_of[ours.at[i, "states"], i not in requested]
+        }
         over.update(bound)
     return over
 

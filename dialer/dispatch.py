@@ -58,6 +58,7 @@ class EngineSettings:
     lease_seconds: float = 900.0
     empty_pool_retry_seconds: float = 60.0
     callback_owner_minutes: float = 15.0
+    preview_skip_minutes: float = 30.0  # a skipped preview is offered again after this
     flush_seconds: float = 5.0  # the longest an outcome or event waits to be written
 
 
@@ -459,10 +460,12 @@ class Dispatcher:
         self.dispatch()
 
     def skip_preview(self, agent_id: int) -> None:
-        """The PSR passes on the previewed entry; it goes back to the list as it was."""
+        """The PSR passes on the previewed entry: it goes back to the list and is offered
+        again ``preview_skip_minutes`` later (to any PSR of its pool)."""
         offer = self._previews.pop(agent_id, None)
         if offer is not None:
-            self.store.release(offer[1].household_id)
+            later = self.clock.now() + timedelta(minutes=self.settings.preview_skip_minutes)
+            self.store.release(offer[1].household_id, next_attempt_at=later)
         agent = self.agents.get(agent_id)
         if agent is not None and agent.state is AgentState.previewing:
             self._free_agent(agent)

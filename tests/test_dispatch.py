@@ -566,6 +566,33 @@ def test_a_call_placed_after_the_claim_counts_against_the_cap_at_the_last_check(
     assert floor.household(held[other])["next_attempt_at"] == START + timedelta(days=1)
 
 
+def test_a_skipped_preview_is_offered_again_after_30_minutes(floor: Floor) -> None:
+    floor.patients("1", "2")
+    campaign = floor.campaign(dialing={"mode": "preview"})
+    floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    ana = floor.psr(dispatcher, "Ana")
+
+    def shown() -> str | None:
+        entry = dispatcher.previewed(ana)
+        return entry.patient_ids if entry else None
+
+    first = shown()
+    assert first is not None
+    dispatcher.skip_preview(ana)
+    second = shown()
+    assert second not in (None, first)
+    dispatcher.dial_preview(ana)
+    assert floor.calls == [(1, phone(second or ""), START)]
+    floor.report(1, "ringing", "no_answer")
+    assert shown() is None
+    floor.advance(START + timedelta(minutes=30) - timedelta(seconds=1))
+    assert shown() is None
+    floor.advance(START + timedelta(minutes=30))
+    assert shown() == first
+
+
 # --- callbacks ----------------------------------------------------------------------------------
 
 

@@ -598,7 +598,9 @@ class Dispatcher:
                 self._refuse(entry, result.verdict)
                 continue
             if result.attempt_id is None:  # do-not-call or retired at the last check
-                self._next_phone_or_done(entry, "do_not_call")
+                self._next_phone_or_done(
+                    entry, "no_valid_phone" if result.retired else "do_not_call"
+                )
                 continue
             self._place(pool, run, launch, result.attempt_id)
 

@@ -987,6 +987,8 @@ def test_a_number_blocked_between_claim_and_call_is_not_dialed(
         assert (household["done"], household["phone_index"]) == (True, 1)
     if listing in ("global", "clinic", "campaign"):
         assert household["final_code"] == "do_not_call"
+    elif listing == "retired":  # a wrong number is not a do-not-call request
+        assert household["final_code"] == "no_valid_phone"
 
 
 # --- several nodes, and restarts ------------------------------------------------------------------

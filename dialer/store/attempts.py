@@ -104,8 +104,9 @@ class Launched:
     attempt_id: int | None
     lease_lost: bool = False  # another node claimed the household after this one's lease ran out
     verdict: Verdict | None = None  # the per-phone check refused it (with its next time)
+    retired: bool = False  # the number was retired (a wrong number) since the claim
 
-    # attempt_id None, lease_lost False and verdict None: the number was do-not-call or retired
+    # attempt_id None, lease_lost False, verdict None and not retired: do-not-call
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -370,7 +371,7 @@ class EngineStore:
                     [*row.values(), *self._check_params(launch, campaign)],
                 )
                 if not found:
-                    results.append(Launched(None))
+                    results.append(Launched(None, retired=self._retired(entry.phone)))
                     continue
                 entry.phone_attempts = list(history)
                 history.append(launch.started_at)
@@ -380,6 +381,11 @@ class EngineStore:
             fast.rollback()
             raise
         return results
+
+    def _retired(self, phone: str | None) -> bool:
+        mark = self.fast.mark
+        sql = f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL"
+        return bool(self.fast.execute(sql, [phone]))
 
     def _renew_sql(self) -> str:
         mark = self.fast.mark

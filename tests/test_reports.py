@@ -27,7 +27,7 @@ from dialer.reports import (
     leaderboard,
     wilson_interval,
 )
-from dialer.store.models import AgentEvent, Attempt, CallEventRecord, DncEntry
+from dialer.store.models import AgentEvent, Attempt, Booking, CallEventRecord, DncEntry, Patient
 from tests.reports_fixtures import at, build_floor
 
 ZONE = "America/Chicago"
@@ -218,6 +218,37 @@ def test_leaderboard_defaults_to_the_latest_period_and_counts_open_sessions(
     assert ben["rank"] == 2
     nothing = leaderboard(store, period="day", on=date(2026, 12, 7), zone_setting=ZONE)
     assert nothing.empty and list(nothing.columns)[:3] == ["period", "rank", "agent"]
+
+
+def test_leaderboard_counts_the_bookings_recorded_on_a_call(store: Engine) -> None:
+    """Ben's booking with no appointment ids counts one; with two bookings recorded on the call
+    (two siblings), two; Ana's two appointment ids are not cut by her one booking row."""
+    floor = build_floor(store)
+    with store.begin() as conn:
+        patients = conn.execute(sa.select(Patient.id).order_by(Patient.id).limit(2)).scalars()
+        first, second = list(patients)
+        ben_booked = next(
+            row.id
+            for row in conn.execute(
+                sa.select(Attempt.id, Attempt.disposition).where(
+                    Attempt.agent_id == floor.agents["Ben"]
+                )
+            )
+            if row.disposition == "booked"
+        )
+        rows = [(ben_booked, first), (ben_booked, second), (floor.attempts[1], first)]
+        for attempt_id, patient_id in rows:
+            conn.execute(
+                sa.insert(Booking).values(
+                    attempt_id=attempt_id,
+                    patient_id=patient_id,
+                    start_at=at(15, day=7),
+                    kind="hygiene",
+                    booked_at=at(15),
+                )
+            )
+    frame = leaderboard(store, period="day", on=date(2026, 11, 30), zone_setting=ZONE)
+    assert dict(zip(frame["agent"], frame["conversions"], strict=True)) == {"Ana": 2, "Ben": 2}
 
 
 def test_leaderboard_ties_share_a_rank(store: Engine) -> None:

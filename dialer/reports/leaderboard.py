@@ -7,8 +7,9 @@ Periods are calendar days, ISO weeks (Monday to Sunday) or months in the call ce
   the period's bounds and at ``now``);
 - ``calls``: calls bridged to them that started in the period; ``contacts``: those the
   outcome table counts as contacts; ``conversions``: appointments booked, confirmed or
-  rescheduled on their converting calls, counted per appointment (a call that booked two
-  siblings counts two; a converting call with no appointment ids recorded counts one);
+  rescheduled on their converting calls, counted per appointment: the call's appointment ids
+  or the bookings recorded on it (``bookings``), whichever are more, and at least one (a call
+  that booked two siblings counts two);
 - ``conversions_per_hour`` = conversions / logged-in hours (the ranking key; equal values share
   a rank); ``conversion_rate`` = converting calls / contacts;
 - ``occupancy`` = time on a call or in wrap-up / logged-in time;
@@ -29,7 +30,7 @@ from sqlalchemy import Engine, func, select
 from dialer.errors import ConfigError
 from dialer.reports.export import sorted_ids, to_utc
 from dialer.reports.filters import report_zone
-from dialer.store.models import Agent, AgentEvent, Attempt
+from dialer.store.models import Agent, AgentEvent, Attempt, Booking
 
 PERIODS = ("day", "week", "month")
 LEADERBOARD_COLUMNS = [
@@ -125,9 +126,9 @@ def _state_spans(engine: Engine, period: Period, now: datetime) -> pd.DataFrame:
     return events[["agent_id", "state", "reason", "seconds"]]
 
 
-def _appointments(ids: Any) -> int:
+def _appointment_count(ids: Any) -> int:
     text = sorted_ids(ids) if isinstance(ids, str) else None
-    return len(text.split(";")) if text else 1
+    return len(text.split(";")) if text else 0
 
 
 def _calls(engine: Engine, period: Period) -> pd.DataFrame:
@@ -136,6 +137,13 @@ def _calls(engine: Engine, period: Period) -> pd.DataFrame:
         engine,
         select(
             a.agent_id,
+            (
+                select(func.count(Booking.id))
+                .where(Booking.attempt_id == a.id)
+                .correlate(a)
+                .scalar_subquery()
+                .label("bookings")
+            ),
             a.connected_at,
             a.ended_at,
             a.wrap_ended_at,
@@ -163,7 +171,13 @@ def _calls(engine: Engine, period: Period) -> pd.DataFrame:
             "calls": 1,
             "contacts": frame["is_contact"].astype(bool).astype("int64"),
             "converting": converting.astype("int64"),
-            "conversions": frame["appointment_ids"].map(_appointments).where(converting, 0),
+            "conversions": (
+                frame["appointment_ids"]
+                .map(_appointment_count)
+                .combine(frame["bookings"].fillna(0).astype("int64"), max)
+                .clip(lower=1)
+                .where(converting, 0)
+            ),
             "handle": (handled_until - frame["connected_at"]).dt.total_seconds(),
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import stat
 from datetime import date
 from pathlib import Path
@@ -294,6 +295,28 @@ def test_cli_writes_a_file_and_says_so(store: Engine, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output == f"Wrote 7 attempts to {out} (parquet).\n"
     assert len(read_dispositions(out)) == 7
+
+
+def test_cli_shows_the_audit_log_newest_first(store: Engine, tmp_path: Path) -> None:
+    build_floor(store)
+    runner = CliRunner()
+    base = ["--db", url_of(store)]
+    out = tmp_path / "nov.csv"
+    env = {"DIALER_TIMEZONE": ZONE}
+    runner.invoke(cli, [*base, "export", "dispositions", "--clinic", "C1", "-o", str(out)])
+    runner.invoke(cli, [*base, "export", "dispositions", "--campaign", "reminders"])
+    result = runner.invoke(cli, [*base, "report", "audit", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert [(e["id"], e["filters"], e["rows"], e["output"]) for e in entries] == [
+        (2, {"campaigns": ["reminders"]}, 2, "stdout"),
+        (1, {"clinics": ["C1"]}, 3, str(out.resolve())),
+    ]
+    result = runner.invoke(cli, [*base, "report", "audit", "--format", "csv", "--limit", "1"])
+    lines = result.stdout.splitlines()
+    assert lines[0] == "id,at,actor,action,filters,rows,output,format"
+    assert len(lines) == 2
+    assert lines[1].endswith(',export dispositions,"{""campaigns"": [""reminders""]}",2,stdout,csv')
 
 
 def test_cli_errors_are_one_line(store: Engine, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ The commands only parse options, call :mod:`dialer.reports` and render its DataF
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dialer.cli.app import App, console, pass_app, print_json, table
+from dialer.reports.audit import read_audit_log
 from dialer.reports.compliance import abandonment_periods, compliance_report
 from dialer.reports.conversion import GROUPINGS, conversion_report
 from dialer.reports.export import count_dispositions, export_dispositions
@@ -343,6 +345,30 @@ def compliance(app: App, campaigns: tuple[str, ...], fmt: str, as_json: bool) ->
     render(summary, fmt, False, zone, "Compliance by campaign")
     if fmt == "table":
         render(periods, fmt, False, zone, "Abandonment by 30-day period")
+
+
+@report.command("audit")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Newest entries to show.",
+)
+@format_options
+@pass_app
+def audit(app: App, limit: int, fmt: str, as_json: bool) -> None:
+    """The audit log: every export of patient-level data, newest first (who ran it, the
+    filters, the rows written, where to).
+
+    \b
+    Example:
+      dialer report audit --limit 10
+    """
+    frame = read_audit_log(app.engine(), limit)
+    if not (as_json or fmt == "json"):  # JSON keeps the filters as an object
+        frame["filters"] = [json.dumps(value, sort_keys=True) for value in frame["filters"]]
+    render(frame, fmt, as_json, zone_of(app), "Audit log")
 
 
 COMMANDS = [export, report]

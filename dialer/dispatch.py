@@ -42,7 +42,7 @@ from dialer.outcomes import Disposition, Outcome, flags, is_conversion
 from dialer.pacing import Pacer, PoolSnapshot, ProgressivePacer, make_pacer
 from dialer.staterules import StateRules
 from dialer.store.attempts import CampaignInfo, ClaimedEntry, EngineStore, Launch
-from dialer.telephony.base import CallEvent, CallRequest, Provider
+from dialer.telephony.base import CallEvent, CallRequest, EventKind, Provider
 
 RECENT_CALLS = 2000  # ended calls kept for late provider reports
 
@@ -60,6 +60,13 @@ class EngineSettings:
     callback_owner_minutes: float = 15.0
     preview_skip_minutes: float = 30.0  # a skipped preview is offered again after this
     flush_seconds: float = 5.0  # the longest an outcome or event waits to be written
+
+
+# Events that only record a call's progress: with no effect they free no PSR and resolve no
+# line, so no pacer's decision can change on them (the periodic tick still runs).
+PROGRESS_ONLY = frozenset(
+    {EventKind.initiated, EventKind.ringing, EventKind.answered, EventKind.bridged}
+)
 
 
 @dataclass
@@ -646,7 +653,8 @@ class Dispatcher:
         line.call = new
         self.store.note_event(event.attempt_id, event.event_id, event.kind.value, event.at)
         self._effects(line, effects)
-        self.dispatch()
+        if effects or event.kind not in PROGRESS_ONLY:
+            self.dispatch()
 
     def _command(self, line: Line, command: Command, agent_id: int | None = None) -> None:
         now = self.clock.now()

@@ -559,7 +559,7 @@ class Dispatcher:
             clears = phone_cap_clears_at(
                 calls, entry.states, launch.started_at, self.rules, requested=requested
             )
-            if clears is None or clears <= launch.started_at:
+            if clears is None:
                 return ALLOWED
             return self._check(entry, campaign, launch.started_at, calls, requested=requested)
 

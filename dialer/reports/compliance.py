@@ -222,8 +222,7 @@ def over_cap_ids(
     calling = model.calling
     over: set[int] = set()
     ordered = attempts.sort_values(["household_id", "started_at", "id"], kind="stable")
-    requested = set(attempts.loc[attempts["mode"] == "callback", "id"].astype("int64"))
-    ordered = ordered.assign(requested=ordered["id"].isin(requested))
+    ordered = ordered.assign(requested=ordered["mode"] == "callback")
     earlier = ordered.groupby("household_id").cumcount()
     beyond = (earlier >= calling.max_attempts) & ~ordered["requested"]
     over.update(ordered.loc[beyond, "id"].astype("int64"))
@@ -254,7 +253,8 @@ def over_cap_ids(
         bound = {
             i
             for i in hit
-            if i in ours.index and cap in caps_of[ours.at[i, "states"], i not in requested]
+            if i in ours.index
+            and cap in caps_of[ours.at[i, "states"], bool(ours.at[i, "mode"] != "callback")]
         }
         over.update(bound)
     return over

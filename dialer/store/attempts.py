@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
@@ -107,12 +108,6 @@ class Launched:
     retired: bool = False  # the number was retired (a wrong number) since the claim
 
     # attempt_id None, lease_lost False, verdict None and not retired: do-not-call
-
-
-def _utc(value: datetime | str) -> datetime:
-    """A stored time as aware UTC (SQLite returns its naive UTC text on the fast path)."""
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -357,7 +352,7 @@ class EngineStore:
             for launch in launches:
                 entry = launch.entry
                 until = launch.started_at + timedelta(seconds=lease_seconds)
-                if not fast.execute(self._renew_sql(), [until, entry.household_id, self.node]):
+                if not fast.execute(self._renew_sql, [until, entry.household_id, self.node]):
                     results.append(Launched(None, lease_lost=True))
                     continue
                 history = calls[entry.phone or ""]
@@ -387,6 +382,7 @@ class EngineStore:
         sql = f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL"
         return bool(self.fast.execute(sql, [phone]))
 
+    @cached_property
     def _renew_sql(self) -> str:
         mark = self.fast.mark
         return (
@@ -407,7 +403,7 @@ class EngineStore:
             [*numbers, since],
         )
         for phone, started in rows:
-            calls[phone].append(_utc(started))
+            calls[phone].append(fast.read_time(started))
         for history in calls.values():
             history.sort()
         return calls

@@ -41,6 +41,12 @@ class FastPath:
             return value.value
         return value
 
+    def read_time(self, value: datetime | str) -> datetime:
+        """A stored time as aware UTC (the reverse of :meth:`adapt`: SQLite gives back its
+        naive UTC text)."""
+        at = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
     def marks(self, count: int) -> str:
         """``?, ?, ?`` (or ``%s, ...``) for ``count`` parameters."""
         return ", ".join([self.mark] * count)

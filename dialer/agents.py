@@ -41,6 +41,7 @@ class AgentRuntime:
     state: AgentState = AgentState.logged_out
     since: datetime | None = None
     connected_at: datetime | None = None  # start of the current connect (talk + wrap-up)
+    connected_us: int = 0  # the same as clock.micros (pacing reads it every second)
     attempt_id: int | None = None  # the call reserved for or bridged to this PSR
     pool: PoolKey | None = None
     campaigns: frozenset[str] | None = None  # None: every campaign

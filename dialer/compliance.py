@@ -497,6 +497,7 @@ class AbandonLedger:
         if started_at is not None:
             _require_aware(started_at)
         self._started_at = started_at
+        self._origin = started_at  # the earlier of started_at and the first detection
         self._detected: list[datetime] = []  # sorted
         self._abandoned: list[datetime] = []  # sorted
         self._tripped_period: datetime | None = None  # period whose soft guard is tripped
@@ -505,17 +506,18 @@ class AbandonLedger:
         """Record a person detected at ``detected_at``, abandoned or not."""
         _require_aware(detected_at)
         bisect.insort(self._detected, detected_at)
+        if self._origin is None or detected_at < self._origin:
+            self._origin = detected_at
         if abandoned:
             bisect.insort(self._abandoned, detected_at)
 
     def origin(self) -> datetime | None:
         """Where the first period starts, or None before anything is known."""
-        known = [at for at in (self._started_at, *self._detected[:1]) if at is not None]
-        return min(known) if known else None
+        return self._origin
 
     def period_start(self, at: datetime) -> datetime:
         """The start of the 30-day period containing ``at`` (``at`` itself when empty)."""
-        origin = self.origin()
+        origin = self._origin
         if origin is None:
             return at
         return origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
@@ -574,8 +576,9 @@ class AbandonLedger:
         """
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, got {in_flight}")
-        detected, abandoned = self.counts(at)
-        soft = self._hysteresis(self.period_start(at), detected, abandoned, cap)
+        start = self.period_start(at)
+        detected, abandoned = self._counts(start, start + ABANDON_PERIOD)
+        soft = self._hysteresis(start, detected, abandoned, cap)
         hard = (abandoned + in_flight) / (detected + in_flight) > cap
         return soft or hard
 

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from dialer.agents import BUSY, HOLDING, AgentRuntime, AgentState, PoolDemand, PoolKey, allocate
 from dialer.calls import Call, CallStatus, Command, Effect, Step, apply
 from dialer.campaigns import CampaignModel
-from dialer.clock import Clock
+from dialer.clock import Clock, micros
 from dialer.compliance import (
     ABANDON_GRACE_SECONDS,
     ALLOWED,
@@ -91,6 +91,7 @@ class Line:
     mode: str
     reserved_for: int | None = None  # PSR id (progressive, preview, callback)
     observed: bool = False  # the pacer has been told how the line resolved
+    placed_us: int = 0  # call.placed_at as clock.micros (pacing reads it every second)
 
 
 @dataclass
@@ -351,10 +352,12 @@ class Dispatcher:
 
     def _snapshot(self, pool: Pool) -> PoolSnapshot:
         now = self.clock.now()
+        now_us = micros(now)
         ready = reserved = members = 0
         busy: list[float] = []
-        for agent in self._members.get(pool.key, ()):
-            if agent.pool != pool.key:
+        key = pool.key
+        for agent in self._members.get(key, ()):
+            if agent.pool != key:
                 continue
             members += 1
             state = agent.state
@@ -363,11 +366,9 @@ class Dispatcher:
             elif state is AgentState.reserved:
                 reserved += 1
             elif state in BUSY and agent.connected_at is not None:
-                busy.append((now - agent.connected_at).total_seconds())
+                busy.append((now_us - agent.connected_us) / 1_000_000)
         lines = self.lines
-        ringing = tuple(
-            (now - (lines[i].call.placed_at or now)).total_seconds() for i in pool.lines
-        )
+        ringing = tuple((now_us - lines[i].placed_us) / 1_000_000 for i in pool.lines)
         return PoolSnapshot(now, ready, tuple(busy), ringing, reserved, len(pool.waiting), members)
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
@@ -617,7 +618,12 @@ class Dispatcher:
         call = Call(attempt_id, CallStatus.dialing, placed_at=now)
         owner = self.agents.get(launch.agent_id) if launch.agent_id is not None else None
         self.lines[attempt_id] = Line(
-            call, pool.key, entry, launch.mode, reserved_for=owner.id if owner else None
+            call,
+            pool.key,
+            entry,
+            launch.mode,
+            reserved_for=owner.id if owner else None,
+            placed_us=micros(now),
         )
         if owner is not None:
             owner.attempt_id = attempt_id
@@ -650,6 +656,8 @@ class Dispatcher:
         new, effects = apply(line.call, Step.of(event))
         if new is line.call:
             return  # seen before
+        if new.placed_at is not None and new.placed_at != line.call.placed_at:
+            line.placed_us = micros(new.placed_at)  # the provider's own time of placing it
         line.call = new
         self.store.note_event(event.attempt_id, event.event_id, event.kind.value, event.at)
         self._effects(line, effects)
@@ -744,6 +752,7 @@ class Dispatcher:
         now = self.clock.now()
         agent = self.agents[line.call.agent_id or 0]
         agent.attempt_id, agent.connected_at = line.call.attempt_id, now
+        agent.connected_us = micros(now)
         self._set_state(agent, AgentState.on_call, attempt_id=line.call.attempt_id)
         self.provider.bridge(line.call.attempt_id, agent.id)
         self._record_person(line, abandoned=False)

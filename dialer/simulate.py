@@ -228,14 +228,14 @@ class World:
 class Simulation:
     """One run: the scenario's world, the engine, and the event loop that drives them."""
 
-    def __init__(self, scenario: Scenario, url: str, seed: int) -> None:
+    def __init__(self, scenario: Scenario, url: str, seed: int, *, throwaway: bool = False) -> None:
         self.scenario = scenario
         self.rng = random.Random(seed)
         zone = ZoneInfo(scenario.timezone)
         first = scenario.start_date or date(2026, 1, 5)
         self.world = World(scenario, zone, first)
         self.clock = VirtualClock(self.world.shift(0)[0] - timedelta(minutes=5))
-        self.engine = open_store(url, upgrade=True)
+        self.engine = open_store(url, upgrade=True, throwaway=throwaway)
         self.store = EngineStore(self.engine, node="simulator")
         self.loop = EventLoop(
             self.clock,
@@ -344,7 +344,8 @@ def run_simulation(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dialer-sim-") as folder:
         store_url = url or f"sqlite:///{Path(folder) / 'simulation.db'}"
-        simulation = Simulation(scenario, store_url, seed)
+        # The temporary store is deleted afterwards: its commits need not reach the disk.
+        simulation = Simulation(scenario, store_url, seed, throwaway=url is None)
         simulation.run(progress)
         metrics = compute_metrics(simulation.engine, scenario, simulation.world)
         simulation.engine.dispose()

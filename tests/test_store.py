@@ -28,6 +28,17 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_only_a_throwaway_store_commits_without_waiting_for_the_disk(tmp_path: object) -> None:
+    kept = open_store(f"sqlite:///{tmp_path}/kept.db")
+    throwaway = open_store(f"sqlite:///{tmp_path}/sim.db", throwaway=True)
+    with kept.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    with throwaway.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_times_come_back_aware_utc(store: Engine) -> None:

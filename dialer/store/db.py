@@ -48,12 +48,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for the store; SQLite gets WAL mode, foreign keys and a busy timeout."""
+def _sqlite_throwaway(dbapi_connection: Any, _record: Any) -> None:
+    # A file deleted when the run ends: a commit need not wait for the disk.
+    dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
+def create_store_engine(url: str, *, throwaway: bool = False) -> Engine:
+    """An engine for the store; SQLite gets WAL mode, foreign keys and a busy timeout.
+
+    ``throwaway``: the store is a temporary SQLite file deleted after the run (a simulation's),
+    so commits do not wait for the disk (``synchronous=OFF``: a crash can lose the file, which
+    is thrown away anyway). Other URLs ignore it.
+    """
     url = normalise_url(url)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if throwaway:
+            event.listen(engine, "connect", _sqlite_throwaway)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -99,13 +111,14 @@ def safe_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def open_store(url: str, *, upgrade: bool | None = None) -> Engine:
+def open_store(url: str, *, upgrade: bool | None = None, throwaway: bool = False) -> Engine:
     """Open the store at ``url``, ready for use.
 
     SQLite is created or upgraded implicitly (``upgrade`` defaults to True there); on other
     databases an old or missing schema raises :class:`SchemaOutOfDate` asking for ``dialer init``.
+    ``throwaway``: see :func:`create_store_engine`.
     """
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, throwaway=throwaway)
     if upgrade is None:
         upgrade = engine.dialect.name == "sqlite"
     head = head_revision(engine)

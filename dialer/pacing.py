@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class PoolSnapshot:
-    """One pool at one instant, as the pacer sees it."""
+class PoolSnapshot(NamedTuple):
+    """One pool at one instant, as the pacer sees it (a tuple: one is built per pool on every
+    dispatch, and a frozen dataclass costs several times as much to build)."""
 
     now: datetime
     ready: int  # PSRs ready for a call and holding none

@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +59,7 @@ from numpy.typing import NDArray
 from dialer.pacing import PoolSnapshot
 
 FloatArray = NDArray[np.float64]
+_add = np.add.reduce
 
 TARGET_SHARE = 0.90  # aim the abandonment at 90% of the cap, never over it
 GRACE_SECONDS = 2.0  # a person waits this long for a PSR (the safe-harbor rule)
@@ -391,16 +392,15 @@ class PredictivePacer:
         horizons, and its bounds."""
         busy, ringing = snap.busy_elapsed, snap.ringing_elapsed
         total = self._empty
+        # (np.add.reduce is ndarray.sum without its Python wrapper: this runs every second.)
         if busy:
             index = np.asarray(busy, dtype=np.int64)  # whole seconds
-            if max(busy) > HANDLE_GRID:
-                np.minimum(index, HANDLE_GRID, out=index)
-            total = self._busy.take(index, axis=0).sum(axis=0)
+            np.minimum(index, HANDLE_GRID, out=index)
+            total = _add(self._busy.take(index, axis=0), axis=0)
         if ringing:
             index = (np.asarray(ringing, dtype=np.float64) * (1 / RING_STEP)).astype(np.int64)
-            if max(ringing) > RING_GRID * RING_STEP:
-                np.minimum(index, RING_GRID, out=index)
-            total = total + self._ring.take(index, axis=0).sum(axis=0)
+            np.minimum(index, RING_GRID, out=index)
+            total = total + _add(self._ring.take(index, axis=0), axis=0)
         values: list[float] = total.tolist()
         base = snap.ready - snap.waiting - 0.5  # with the continuity correction
         return _Sums(
@@ -441,8 +441,7 @@ class PredictivePacer:
         return started
 
 
-@dataclass(frozen=True)
-class _Sums:
+class _Sums(NamedTuple):
     """(free PSRs - persons ahead) of a new line's person, per horizon: mean (less the
     continuity correction), variance, third cumulant; and its least and greatest values."""
 
@@ -477,4 +476,4 @@ def _below_zero(mean: float, variance: float, third: float) -> float:
     normal = 0.5 * math.erfc(-z / _SQRT2)
     skew = third / (variance * sd)
     value = normal + skew * (1.0 - z * z) * math.exp(-0.5 * z * z) / (6.0 * _SQRT2PI)
-    return min(1.0, max(0.0, value))
+    return 1.0 if value > 1.0 else value if value > 0.0 else 0.0

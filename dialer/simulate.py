@@ -37,6 +37,7 @@ from dialer.store.db import open_store
 from dialer.telephony.simulated import CalleeModel, Distribution, SimulatedNetwork
 
 DistributionSpec = dict[str, Any]
+CLAIM_BATCH = 200  # entries claimed at once: minutes of dialing, inside the lease
 
 
 class Strict(BaseModel):
@@ -260,8 +261,11 @@ class Simulation:
             model, random.Random(self.rng.random()), self.clock, self.loop.deliver
         )
         # Writes are flushed per virtual minute: the run is not live, and a simulated month
-        # of 5-second flushes would cost more than the dialing.
-        settings = EngineSettings(grace_seconds=scenario.grace_seconds, flush_seconds=60.0)
+        # of 5-second flushes would cost more than the dialing. Entries are claimed a few
+        # minutes' worth at a time (well inside the 15-minute lease) for the same reason.
+        settings = EngineSettings(
+            grace_seconds=scenario.grace_seconds, flush_seconds=60.0, claim_batch=CLAIM_BATCH
+        )
         self.dispatcher = Dispatcher(
             self.store, self.network, self.clock, load_state_rules(), settings
         )
@@ -272,8 +276,11 @@ class Simulation:
         self.campaign = self.world.campaign()
 
     def _live_rate(self, at: datetime) -> float:
+        rate = self.scenario.live_answer_rate
+        if isinstance(rate, float):
+            return rate
         start, _ = self.world.shift(self._shift_index)
-        return value_at(self.scenario.live_answer_rate, (at - start).total_seconds() / 3600)
+        return value_at(rate, (at - start).total_seconds() / 3600)
 
     def _disposition(self, kind: str) -> tuple[Disposition, datetime | None]:
         return Disposition(choose(self.scenario.dispositions, self.rng)), None

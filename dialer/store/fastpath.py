@@ -23,6 +23,10 @@ class FastPath:
         self.sqlite = engine.dialect.name == "sqlite"
         self.connection = engine.raw_connection()
         self.mark = "?" if self.sqlite else "%s"
+        # The last time adapted: the same instant is written many times in a row (a launch's
+        # start, its events, the PSR states and outcomes around it).
+        self._last_time: datetime | None = None
+        self._last_stored: Any = None
 
     def adapt(self, value: Any) -> Any:
         """A Python value as the store keeps it."""
@@ -30,13 +34,16 @@ class FastPath:
         if value is None or kind is str or kind is int or kind is bool or kind is float:
             return value
         if isinstance(value, datetime):
+            if value is self._last_time:
+                return self._last_stored
             if value.tzinfo is None:
                 raise ValueError("naive datetime given where an aware UTC time is required")
             utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-            if self.sqlite:  # the text SQLAlchemy's SQLite DateTime stores
-                # "YYYY-MM-DD HH:MM:SS.ffffff" (the "+00:00" suffix cut off)
-                return utc.isoformat(sep=" ", timespec="microseconds")[:26]
-            return utc
+            # SQLite: the text SQLAlchemy's SQLite DateTime stores, "YYYY-MM-DD HH:MM:SS.ffffff"
+            # (the "+00:00" suffix cut off)
+            stored = utc.isoformat(sep=" ", timespec="microseconds")[:26] if self.sqlite else utc
+            self._last_time, self._last_stored = value, stored
+            return stored
         if isinstance(value, Enum):
             return value.value
         return value

@@ -3,7 +3,8 @@
 
     python scripts/bench_pacing.py [--seeds 5] [--days 30] [--speed] [--jobs 1]
                                    [--pacers progressive ratio adaptive-idle adaptive-all
-                                    predictive] [--scenarios s2 s3]
+                                    predictive] [--scenarios s2 s3] [--ratios R ...]
+                                   [--results DIR]
 
 Each run is one ``dialer.simulate.run_simulation`` of ``scripts/scenarios/<name>.yaml`` with the
 pacer replaced and ``days`` overridden, seeds 1..N; runs are independent, so ``--jobs`` runs them
@@ -13,7 +14,14 @@ per connect, attempts per run and wall seconds per run (and with ``--speed`` att
 wall-second), then whether the predictive pacer meets its contract on that scenario: every run
 at or below the 3% cap and mean occupancy at least the contract figure (issue 3). The fixed
 ratio is the one tuned for each scenario in the pacing notes (2.0 on S2, 5.3 on S3, 2.0
-elsewhere); every other pacer runs untuned.
+elsewhere); every other pacer runs untuned. ``--ratios 1.8 2.2`` adds fixed-ratio pacers at those
+ratios (to tune a ratio for a scenario the notes do not cover: the tuned one is the best
+occupancy whose every run keeps the cap).
+
+A 30-day run takes minutes, the full table hours: ``--results DIR`` keeps each run's metrics in
+``DIR/<scenario>-<pacer>-<seed>-<days>.json`` and reuses the ones already there, so a benchmark
+can be stopped and resumed, or its runs spread over machines, and the table printed again
+from what was measured (the ``wall s`` columns are those of the original runs).
 
 The other scenario files check the predictive pacer's robustness (the cap kept from 5 PSRs to
 100, and through mid-shift changes of the answer rate and of staffing), e.g.
@@ -25,6 +33,7 @@ The other scenario files check the predictive pacer's robustness (the cap kept f
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -56,6 +65,8 @@ def pacer_spec(pacer: str, scenario: str) -> str | dict[str, Any]:
     """The scenario file's ``pacer`` value for a pacer name of this script."""
     if pacer == "ratio":
         return {"ratio": RATIOS.get(scenario, 2.0)}
+    if pacer.startswith("ratio-"):
+        return {"ratio": float(pacer.removeprefix("ratio-"))}
     if pacer.startswith("adaptive-"):
         return {"adaptive": {"counting": pacer.removeprefix("adaptive-")}}
     return pacer
@@ -65,18 +76,38 @@ def pacer_label(pacer: str, scenario: str) -> str:
     """A pacer's name in the table."""
     if pacer == "ratio":
         return f"ratio {RATIOS.get(scenario, 2.0):g}"
+    if pacer.startswith("ratio-"):
+        return f"ratio {float(pacer.removeprefix('ratio-')):g}"
     if pacer.startswith("adaptive-"):
         return f"adaptive ({pacer.removeprefix('adaptive-')})"
     return pacer
 
 
-def simulate(run: Run) -> dict[str, Any]:
-    """Run one simulation; its ``--json`` metrics."""
+def simulate(run: Run, results: Path | None = None) -> dict[str, Any]:
+    """Run one simulation; its ``--json`` metrics (kept in ``results`` when given)."""
     scenario = load_scenario(SCENARIOS / f"{run.scenario}.yaml")
     scenario = scenario.model_copy(
         update={"pacer": pacer_spec(run.pacer, run.scenario), "days": run.days}
     )
-    return run_simulation(scenario, seed=run.seed).as_json()
+    metrics = run_simulation(scenario, seed=run.seed).as_json()
+    if results is not None:
+        path = result_path(results, run)
+        path.with_suffix(".tmp").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+        path.with_suffix(".tmp").replace(path)
+    return metrics
+
+
+def result_path(results: Path, run: Run) -> Path:
+    """Where ``--results`` keeps a run's metrics."""
+    return results / f"{run.scenario}-{run.pacer}-{run.seed}-{run.days}.json"
+
+
+def measured(results: Path | None, run: Run) -> dict[str, Any] | None:
+    """A run's kept metrics, if ``--results`` holds them."""
+    if results is None or not result_path(results, run).is_file():
+        return None
+    kept: dict[str, Any] = json.loads(result_path(results, run).read_text(encoding="utf-8"))
+    return kept
 
 
 def mean(values: list[float]) -> float:
@@ -158,6 +189,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=["s2", "s3"],
         help="scenario names in scripts/scenarios (s2 s3)",
     )
+    parser.add_argument(
+        "--ratios", nargs="+", type=float, default=[], help="also fixed ratios at these values"
+    )
+    parser.add_argument(
+        "--results", type=Path, help="keep each run's metrics here and reuse those kept"
+    )
     return parser.parse_args(argv)
 
 
@@ -167,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.days < 1 or args.jobs < 1:
         print("--seeds, --days and --jobs are at least 1", file=sys.stderr)
         return 2
+    if any(ratio < 1 for ratio in args.ratios):
+        print("--ratios are at least 1 (lines per idle PSR)", file=sys.stderr)
+        return 2
+    if args.results is not None:
+        args.results.mkdir(parents=True, exist_ok=True)
+    pacers = [*args.pacers, *(f"ratio-{ratio:g}" for ratio in args.ratios)]
     for name in args.scenarios:
         if not (SCENARIOS / f"{name}.yaml").is_file():
             print(f"no scenario {SCENARIOS / name}.yaml", file=sys.stderr)
@@ -174,20 +217,29 @@ def main(argv: list[str] | None = None) -> int:
     runs = [
         Run(scenario, pacer, seed, args.days)
         for scenario in args.scenarios
-        for pacer in args.pacers
+        for pacer in pacers
         for seed in range(1, args.seeds + 1)
     ]
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
-        s: {p: [] for p in args.pacers} for s in args.scenarios
+        s: {p: [] for p in pacers} for s in args.scenarios
     }
+    todo = []
+    for run in runs:
+        kept = measured(args.results, run)
+        if kept is None:
+            todo.append(run)
+        else:
+            results[run.scenario][run.pacer].append(kept)
+    if len(todo) < len(runs):
+        print(f"{len(runs) - len(todo)} runs kept in {args.results}", file=sys.stderr)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(simulate, run): run for run in runs}
+        futures = {pool.submit(simulate, run, args.results): run for run in todo}
         for done, future in enumerate(as_completed(futures), 1):
             run, metrics = futures[future], future.result()
             results[run.scenario][run.pacer].append(metrics)
             print(
-                f"[{done}/{len(runs)}] {run.scenario} {pacer_label(run.pacer, run.scenario)} "
+                f"[{done}/{len(todo)}] {run.scenario} {pacer_label(run.pacer, run.scenario)} "
                 f"seed {run.seed}: occupancy {metrics['occupancy']:.4f}, 30-day abandon "
                 f"{metrics['max_30day_abandon_rate']:.2%}, {metrics['wall_seconds']:.0f} s",
                 file=sys.stderr,
@@ -196,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in args.scenarios:
         print(render(scenario, args.days, results[scenario], args.speed))
         print()
-    print(f"{len(runs)} runs in {time.perf_counter() - started:.0f} s (--jobs {args.jobs})")
+    print(f"{len(todo)} runs in {time.perf_counter() - started:.0f} s (--jobs {args.jobs})")
     return 0
 
 

@@ -268,9 +268,7 @@ def call_caps(rules: StateRules, state: str | None) -> list[Cap]:
     forbids e.g. a call at 20:30 followed by one at 08:00 next morning. Caps count every call
     to the phone, across campaigns and subjects. The list is de-duplicated and sorted.
     """
-    rule = state_rule(rules, state)
-    state_caps = rule.caps if rule is not None else ()
-    return sorted(set(rules.federal.caps) | set(state_caps), key=_cap_order)
+    return most_restrictive_caps(rules, [state])
 
 
 def most_restrictive_caps(

@@ -41,9 +41,7 @@ class SyntheticList:
         self.clinic_id: int | None = None
 
     def _per_shift(self) -> int:
-        agents = self.scenario.agents
-        peak = agents if isinstance(agents, int) else max(int(s.value) for s in agents)
-        return int(peak * self.scenario.shift_hours * DIALS_PER_AGENT_HOUR)
+        return int(self.scenario.peak_agents * self.scenario.shift_hours * DIALS_PER_AGENT_HOUR)
 
     def _setup(self, campaign: CampaignModel, now: datetime) -> None:
         with self.engine.begin() as conn:

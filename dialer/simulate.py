@@ -37,7 +37,9 @@ from dialer.store.db import open_store
 from dialer.telephony.simulated import CalleeModel, Distribution, SimulatedNetwork
 
 DistributionSpec = dict[str, Any]
-CLAIM_BATCH = 200  # entries claimed at once: minutes of dialing, inside the lease
+# Entries claimed at once, per PSR: about ten minutes of dialing on S2, inside the 15-minute
+# lease (S3, at three times the dials per PSR, claims every few minutes).
+CLAIM_PER_AGENT = 10
 
 
 class Strict(BaseModel):
@@ -108,6 +110,12 @@ class Scenario(Strict):
     }
     tick_seconds: float = Field(1.0, gt=0)
     preview_seconds: float = Field(10.0, ge=0)  # a PSR's look at a previewed entry
+
+    @property
+    def peak_agents(self) -> int:
+        """The most PSRs logged in at once."""
+        agents = self.agents
+        return agents if isinstance(agents, int) else max(int(s.value) for s in agents)
 
 
 def parse_distribution(spec: DistributionSpec) -> Distribution:
@@ -261,10 +269,12 @@ class Simulation:
             model, random.Random(self.rng.random()), self.clock, self.loop.deliver
         )
         # Writes are flushed per virtual minute: the run is not live, and a simulated month
-        # of 5-second flushes would cost more than the dialing. Entries are claimed a few
-        # minutes' worth at a time (well inside the 15-minute lease) for the same reason.
+        # of 5-second flushes would cost more than the dialing. Entries are claimed minutes'
+        # worth at a time for the same reason.
         settings = EngineSettings(
-            grace_seconds=scenario.grace_seconds, flush_seconds=60.0, claim_batch=CLAIM_BATCH
+            grace_seconds=scenario.grace_seconds,
+            flush_seconds=60.0,
+            claim_batch=max(EngineSettings.claim_batch, CLAIM_PER_AGENT * scenario.peak_agents),
         )
         self.dispatcher = Dispatcher(
             self.store, self.network, self.clock, load_state_rules(), settings

@@ -61,6 +61,7 @@ class EngineSettings:
     lease_seconds: float = 900.0
     empty_pool_retry_seconds: float = 60.0
     callback_owner_minutes: float = 15.0
+    upkeep_seconds: float = 300.0  # lease renewal for calls in progress, sweep of orphans
     preview_skip_minutes: float = 30.0  # a skipped preview is offered again after this
     flush_seconds: float = 5.0  # the longest an outcome or event waits to be written
 
@@ -139,6 +140,8 @@ class Dispatcher:
         self.settings = settings or EngineSettings()
         if self.settings.ring_timeout_seconds < MIN_RING_SECONDS:
             raise ValueError(f"unanswered calls must ring at least {MIN_RING_SECONDS} s")
+        if self.settings.upkeep_seconds >= self.settings.lease_seconds:
+            raise ValueError("leases must be renewed (upkeep_seconds) more often than they last")
         self.campaigns: dict[str, CampaignRun] = {}
         self.pools: dict[PoolKey, Pool] = {}
         self.agents: dict[int, AgentRuntime] = {}
@@ -155,6 +158,7 @@ class Dispatcher:
         # Calls ended recently, for late reports (an opt-out key reported after the hang-up).
         self._ended_lines: OrderedDict[int, Line] = OrderedDict()
         self._callbacks: list[CallbackDue] = []
+        self._upkeep_at: datetime | None = None
 
     # Set-up --------------------------------------------------------------------------------
 
@@ -333,6 +337,20 @@ class Dispatcher:
             self._reallocate()
         self.dispatch()
         self.store.maybe_flush(now, self.settings.flush_seconds)
+        if self._upkeep_at is None or now >= self._upkeep_at:
+            self._upkeep(now)
+
+    def _upkeep(self, now: datetime) -> None:
+        """Every few minutes (on a tick: a live driver ticks at least every few seconds):
+        renew the leases of this node's calls in progress, so no other node takes a long call
+        for an orphan, and end the attempts a stopped node left open (its leases lapsed)."""
+        self._upkeep_at = now + timedelta(seconds=self.settings.upkeep_seconds)
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        self.store.renew_leases(
+            sorted({line.entry.household_id for line in self.lines.values()}), now + lease
+        )
+        for run in self.campaigns.values():
+            self.store.sweep(run.info.id, now, set(self.lines))
 
     # Dispatching -----------------------------------------------------------------------------
 

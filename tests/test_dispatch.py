@@ -27,7 +27,7 @@ from dialer.clock import VirtualClock
 from dialer.dispatch import Dispatcher, EngineSettings
 from dialer.outcomes import Disposition
 from dialer.staterules import load_state_rules
-from dialer.store.attempts import EngineStore
+from dialer.store.attempts import ORPHAN_NOTE, EngineStore
 from dialer.store.db import create_store_engine
 from dialer.store.models import (
     Attempt,
@@ -1078,13 +1078,45 @@ def test_an_entry_held_past_its_lease_is_not_dialed_by_two_nodes(floor: Floor) -
     assert [n for _, n, _ in floor.calls].count(phone("3")) == 1
 
 
+def test_a_node_starting_beside_a_live_one_leaves_its_calls_alone(floor: Floor) -> None:
+    """Node A is on a call longer than the claim lease when node B starts on the same campaign:
+    B's start and its sweeps leave the call alone (A renews the leases of its calls in
+    progress), and A records the call's end as it happened."""
+    floor.patients("1")
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    a = floor.node("node-a")
+    a.open_campaign(campaign)
+    ana = floor.psr(a, "Ana")
+    call = floor.last_call()
+    floor.answer(call)
+    b = floor.node("node-b")
+    b.open_campaign(campaign)
+    floor.advance(START + timedelta(minutes=40))  # the launch's lease alone ends at 15
+    (attempt,) = floor.attempts()
+    assert (attempt["outcome"], attempt["ended_at"], attempt["notes"]) == (None, None, None)
+    assert floor.household(households["1"])["claimed_by"] == "node-a"
+    floor.report(call, "hangup")
+    ended = floor.clock.now()
+    floor.advance(timedelta(seconds=10))
+    a.dispose(ana, Disposition.booked)
+    (attempt,) = floor.attempts()
+    assert (attempt["outcome"], attempt["ended_at"], attempt["disposition"], attempt["notes"]) == (
+        "connected",
+        ended,
+        "booked",
+        None,
+    )
+
+
 @pytest.mark.parametrize("node", ["local", "new-host"])
 def test_a_restarted_dispatcher_reconciles_the_calls_left_in_progress(
     floor: Floor, node: str
 ) -> None:
     """The node stops with two calls in progress (one of them bridged) and its queued writes
-    lost; a dispatcher started over the same store ends those attempts as failed, noted, and
-    releases the old node's claims (a new node waits for their lease)."""
+    lost. Restarted under its own name, it ends those attempts as failed, noted, at once and
+    releases its claims; a new node leaves them to the old node's lease, and its sweep (every
+    5 minutes) ends them once the lease has lapsed."""
     floor.patients("1", "2", "3")
     campaign = floor.campaign()
     households = floor.build(campaign)
@@ -1098,18 +1130,26 @@ def test_a_restarted_dispatcher_reconciles_the_calls_left_in_progress(
     floor.nodes.remove(crashed)
     crashed.store.fast.close()  # gone, with whatever it had not written
 
+    def ends() -> list[tuple[Any, ...]]:
+        return [
+            (a["outcome"], a["ended_at"], a["notes"])
+            for a in floor.attempts()
+            if a["id"] in (first, second)
+        ]
+
     restart = START + timedelta(minutes=5)
     floor.clock.advance_to(restart)
     restarted = floor.node(node)
     restarted.open_campaign(campaign)
-    reconciled = [a for a in floor.attempts() if a["id"] in (first, second)]
-    assert [(a["outcome"], a["ended_at"], a["notes"]) for a in reconciled] == [
-        ("failed", restart, "reconciled after a restart: the call's end was never reported")
-    ] * 2
     held = [floor.household(households[p])["claimed_by"] for p in ("1", "2", "3")]
-    assert held == ([None] * 3 if node == "local" else ["local"] * 3)
+    if node == "local":
+        assert ends() == [("failed", restart, ORPHAN_NOTE)] * 2
+        assert held == [None] * 3
+    else:
+        assert ends() == [(None, None, None)] * 2
+        assert held == ["local"] * 3
     floor.report(first, "hangup")  # a late report for the old call changes nothing
-    assert floor.attempts()[0]["outcome"] == "failed"
+    assert floor.attempts()[0]["outcome"] == ("failed" if node == "local" else None)
 
     floor.psr(restarted, "Ana")
     lease_over = START + timedelta(seconds=SETTINGS.lease_seconds)
@@ -1119,6 +1159,11 @@ def test_a_restarted_dispatcher_reconciles_the_calls_left_in_progress(
         floor.advance(lease_over + timedelta(seconds=1))
     expected = restart if node == "local" else lease_over + timedelta(seconds=1)
     assert floor.calls[2][1:] == (phone("3"), expected)
+    if node != "local":
+        assert ends() == [(None, None, None)] * 2  # the lease held through its last instant
+        swept = lease_over + timedelta(seconds=SETTINGS.upkeep_seconds)
+        floor.advance(swept)
+        assert ends() == [("failed", swept, ORPHAN_NOTE)] * 2
     # The interrupted households are called again once the per-phone cap allows.
     floor.report(floor.last_call(), "ringing", "no_answer")
     floor.advance(START + timedelta(days=1) - timedelta(seconds=1))

@@ -43,6 +43,10 @@ FLUSH_ROWS = 500  # queued writes that ride along with the next launch
 FLUSH_SECONDS = 5.0  # the longest a queued write waits for a flush
 
 
+# The note on an attempt ended by reconcile or sweep.
+ORPHAN_NOTE = "reconciled: the node that placed the call stopped before its end was reported"
+
+
 @dataclass(frozen=True)
 class ClinicInfo:
     """What calls need to know of a clinic (no patient data)."""
@@ -618,30 +622,12 @@ class EngineStore:
             )
 
     def reconcile(self, campaign_id: int, now: datetime) -> int:
-        """After a crash: end this campaign's attempts left without an end (no provider report
-        will come for them now) as ``failed``, noted, and release this node's claims. Returns
-        how many attempts were reconciled."""
+        """When this node starts dialing a campaign: end the campaign's attempts no node is
+        finishing (see :meth:`sweep`), this node's own from before it started included,
+        whatever their lease, and release this node's claims. Returns how many attempts were
+        ended."""
         with self.engine.begin() as conn:
-            dangling = conn.execute(
-                select(Attempt.id, Attempt.household_id).where(
-                    Attempt.campaign_id == campaign_id, Attempt.ended_at.is_(None)
-                )
-            ).all()
-            for attempt_id, household_id in dangling:
-                conn.execute(
-                    update(Attempt)
-                    .where(Attempt.id == attempt_id)
-                    .values(
-                        ended_at=now,
-                        outcome="failed",
-                        notes="reconciled after a restart: the call's end was never reported",
-                    )
-                )
-                conn.execute(
-                    update(CampaignHousehold)
-                    .where(CampaignHousehold.id == household_id)
-                    .values(next_attempt_at=now)
-                )
+            ended = self._end_orphans(conn, campaign_id, now)
             conn.execute(
                 update(CampaignHousehold)
                 .where(
@@ -650,7 +636,65 @@ class EngineStore:
                 )
                 .values(claimed_by=None, claimed_until=None)
             )
+        return ended
+
+    def sweep(self, campaign_id: int, now: datetime, in_progress: set[int]) -> int:
+        """End the campaign's attempts a node left without an end: no node holds a lease on
+        the household any more (a live node renews the leases of its calls in progress, see
+        :meth:`renew_leases`), so that node is gone and no provider report will reach anyone.
+        This node's queued writes are flushed first and its own calls in progress
+        (``in_progress``, attempt ids) are kept. The attempts end as ``failed``, noted, and
+        their households are due again. Returns how many attempts were ended."""
+        self.flush()
+        with self.engine.begin() as conn:
+            return self._end_orphans(conn, campaign_id, now, keep=in_progress)
+
+    def _end_orphans(
+        self, conn: Connection, campaign_id: int, now: datetime, *, keep: set[int] | None = None
+    ) -> int:
+        """End the campaign's attempts without an end whose household no node holds (nor this
+        one, before it started: ``keep`` None), but those in ``keep``."""
+        h = CampaignHousehold
+        orphaned = or_(h.claimed_by.is_(None), h.claimed_until < now)
+        if keep is None:
+            orphaned = or_(orphaned, h.claimed_by == self.node)
+        query = (
+            select(Attempt.id, Attempt.household_id)
+            .join(h, h.id == Attempt.household_id)
+            .where(Attempt.campaign_id == campaign_id, Attempt.ended_at.is_(None), orphaned)
+        )
+        dangling = [row for row in conn.execute(query).all() if row.id not in (keep or set())]
+        for attempt_id, household_id in dangling:
+            conn.execute(
+                update(Attempt)
+                .where(Attempt.id == attempt_id)
+                .values(
+                    ended_at=now,
+                    outcome="failed",
+                    notes=ORPHAN_NOTE,
+                )
+            )
+            conn.execute(
+                update(h)
+                .where(h.id == household_id)
+                .values(next_attempt_at=now, claimed_by=None, claimed_until=None)
+            )
         return len(dangling)
+
+    def renew_leases(self, household_ids: list[int], until: datetime) -> None:
+        """Extend this node's claims on these households (its calls in progress) to ``until``,
+        so that a long call is not taken for one a dead node left (:meth:`sweep`)."""
+        if not household_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(CampaignHousehold)
+                .where(
+                    CampaignHousehold.id.in_(household_ids),
+                    CampaignHousehold.claimed_by == self.node,
+                )
+                .values(claimed_until=until)
+            )
 
     def abandonment_history(self, campaign_id: int) -> tuple[datetime | None, list[Any]]:
         """The campaign's first attempt time and every person detected (time, abandoned), for

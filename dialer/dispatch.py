@@ -177,6 +177,8 @@ class Dispatcher:
         # Calls this node left unfinished when it stopped: end them, release its claims.
         self.store.reconcile(info.id, now)
         run = CampaignRun(info, self._ledger(info), weight)
+        if self._upkeep_at is None:  # the first renewal and sweep, a few minutes from now
+            self._upkeep_at = now + timedelta(seconds=self.settings.upkeep_seconds)
         self.campaigns[campaign.name] = run
         mode = pacer_mode or campaign.dialing.mode
         for language in ("en", "es"):
@@ -317,8 +319,16 @@ class Dispatcher:
         heapq.heappush(self._timers, (when, next(self._seq), kind, ref))
 
     def next_deadline(self) -> datetime | None:
-        """When :meth:`tick` must run next (None: nothing pending)."""
-        return self._timers[0][0] if self._timers else None
+        """When :meth:`tick` must run next (None: nothing pending): the next timer, or, while
+        calls are in progress, the next upkeep (their leases must be renewed)."""
+        timer = self._timers[0][0] if self._timers else None
+        if (
+            self.lines
+            and self._upkeep_at is not None
+            and (timer is None or self._upkeep_at < timer)
+        ):
+            return self._upkeep_at
+        return timer
 
     def tick(self) -> None:
         """Run every timer due by now, then dispatch."""
@@ -337,7 +347,7 @@ class Dispatcher:
             self._reallocate()
         self.dispatch()
         self.store.maybe_flush(now, self.settings.flush_seconds)
-        if self._upkeep_at is None or now >= self._upkeep_at:
+        if self._upkeep_at is not None and now >= self._upkeep_at:
             self._upkeep(now)
 
     def _upkeep(self, now: datetime) -> None:

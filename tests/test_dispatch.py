@@ -1092,7 +1092,8 @@ def test_a_node_starting_beside_a_live_one_leaves_its_calls_alone(floor: Floor) 
     floor.answer(call)
     b = floor.node("node-b")
     b.open_campaign(campaign)
-    floor.advance(START + timedelta(minutes=40))  # the launch's lease alone ends at 15
+    # The launch's lease alone ends at 15 minutes; B ticks first at every instant.
+    floor.advance(START + timedelta(minutes=40), b, a)
     (attempt,) = floor.attempts()
     assert (attempt["outcome"], attempt["ended_at"], attempt["notes"]) == (None, None, None)
     assert floor.household(households["1"])["claimed_by"] == "node-a"

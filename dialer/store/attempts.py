@@ -43,6 +43,7 @@ FLUSH_ROWS = 500  # queued writes that ride along with the next launch
 FLUSH_SECONDS = 5.0  # the longest a queued write waits for a flush
 
 
+SWEEP_HOURS = 24  # a periodic sweep reads the attempts started this long ago or since
 # The note on an attempt ended by reconcile or sweep.
 ORPHAN_NOTE = "reconciled: the node that placed the call stopped before its end was reported"
 
@@ -643,43 +644,61 @@ class EngineStore:
         the household any more (a live node renews the leases of its calls in progress, see
         :meth:`renew_leases`), so that node is gone and no provider report will reach anyone.
         This node's queued writes are flushed first and its own calls in progress
-        (``in_progress``, attempt ids) are kept. The attempts end as ``failed``, noted, and
-        their households are due again. Returns how many attempts were ended."""
+        (``in_progress``, attempt ids) are kept. Only attempts started in the last
+        ``SWEEP_HOURS`` are read (through the campaign's start-time index: a sweep runs every
+        few minutes); older ones are ended when a node starts (:meth:`reconcile`). The attempts
+        end as ``failed``, noted, and their households are due again. Returns how many
+        attempts were ended."""
         self.flush()
+        since = now - timedelta(hours=SWEEP_HOURS)
         with self.engine.begin() as conn:
-            return self._end_orphans(conn, campaign_id, now, keep=in_progress)
+            return self._end_orphans(conn, campaign_id, now, keep=in_progress, since=since)
 
     def _end_orphans(
-        self, conn: Connection, campaign_id: int, now: datetime, *, keep: set[int] | None = None
+        self,
+        conn: Connection,
+        campaign_id: int,
+        now: datetime,
+        *,
+        keep: set[int] | None = None,
+        since: datetime | None = None,
     ) -> int:
         """End the campaign's attempts without an end whose household no node holds (nor this
-        one, before it started: ``keep`` None), but those in ``keep``."""
+        one, before it started: ``keep`` None), but those in ``keep``. The households read are
+        locked first (SQLite: the write lock; PostgreSQL: their rows, skipping those a claim or
+        a launch holds), and each write re-states what was read, so a node claiming or dialing
+        the household meanwhile is never undone."""
         h = CampaignHousehold
-        orphaned = or_(h.claimed_by.is_(None), h.claimed_until < now)
+        postgres = self._claiming(conn)
+        lapsed = or_(h.claimed_by.is_(None), h.claimed_until < now)
         if keep is None:
-            orphaned = or_(orphaned, h.claimed_by == self.node)
+            lapsed = or_(lapsed, h.claimed_by == self.node)
         query = (
             select(Attempt.id, Attempt.household_id)
             .join(h, h.id == Attempt.household_id)
-            .where(Attempt.campaign_id == campaign_id, Attempt.ended_at.is_(None), orphaned)
+            .where(Attempt.campaign_id == campaign_id, Attempt.ended_at.is_(None), lapsed)
         )
+        if since is not None:
+            query = query.where(Attempt.started_at >= since)
+        if postgres:
+            query = query.with_for_update(of=h, skip_locked=True)
         dangling = [row for row in conn.execute(query).all() if row.id not in (keep or set())]
+        ended = 0
         for attempt_id, household_id in dangling:
-            conn.execute(
+            ended += conn.execute(
                 update(Attempt)
-                .where(Attempt.id == attempt_id)
-                .values(
-                    ended_at=now,
-                    outcome="failed",
-                    notes=ORPHAN_NOTE,
-                )
+                .where(Attempt.id == attempt_id, Attempt.ended_at.is_(None))
+                .values(ended_at=now, outcome="failed", notes=ORPHAN_NOTE)
+            ).rowcount
+            later = select(Attempt.id).where(
+                Attempt.household_id == household_id, Attempt.id > attempt_id
             )
-            conn.execute(
+            conn.execute(  # due again, unless it is done or has been dialed since
                 update(h)
-                .where(h.id == household_id)
+                .where(h.id == household_id, h.done.is_(False), lapsed, ~later.exists())
                 .values(next_attempt_at=now, claimed_by=None, claimed_until=None)
             )
-        return len(dangling)
+        return ended
 
     def renew_leases(self, household_ids: list[int], until: datetime) -> None:
         """Extend this node's claims on these households (its calls in progress) to ``until``,

@@ -204,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.days < 1 or args.jobs < 1:
         print("--seeds, --days and --jobs are at least 1", file=sys.stderr)
         return 2
-    if any(ratio < 1 for ratio in args.ratios):
+    if not all(ratio >= 1 for ratio in args.ratios):  # NaN too
         print("--ratios are at least 1 (lines per idle PSR)", file=sys.stderr)
         return 2
     if args.results is not None:
         args.results.mkdir(parents=True, exist_ok=True)
-    pacers = [*args.pacers, *(f"ratio-{ratio:g}" for ratio in args.ratios)]
+    pacers = list(dict.fromkeys([*args.pacers, *(f"ratio-{r:g}" for r in args.ratios)]))
     for name in args.scenarios:
         if not (SCENARIOS / f"{name}.yaml").is_file():
             print(f"no scenario {SCENARIOS / name}.yaml", file=sys.stderr)

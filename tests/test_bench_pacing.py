@@ -57,7 +57,7 @@ def test_a_missing_run_is_simulated_kept_and_then_reused(
     bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["--pacers", "progressive", "--scenarios", "s2-5-psrs", "--seeds", "1", "--days", "1"]
-    assert bench.main([*args, "--ratios", "1.5", "--results", str(tmp_path)]) == 0
+    assert bench.main([*args, "--ratios", "1.5", "1.50", "--results", str(tmp_path)]) == 0
     first = capsys.readouterr().out
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == ["s2-5-psrs-progressive-1-1.json", "s2-5-psrs-ratio-1.5-1-1.json"]
@@ -76,5 +76,6 @@ def test_a_missing_run_is_simulated_kept_and_then_reused(
 def test_a_ratio_below_one_is_refused(
     bench: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(["--ratios", "0.5"]) == 2
-    assert capsys.readouterr().err == "--ratios are at least 1 (lines per idle PSR)\n"
+    for ratio in ("0.5", "nan"):
+        assert bench.main(["--ratios", ratio]) == 2
+        assert capsys.readouterr().err == "--ratios are at least 1 (lines per idle PSR)\n"

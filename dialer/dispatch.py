@@ -95,7 +95,9 @@ class Line:
     mode: str
     reserved_for: int | None = None  # PSR id (progressive, preview, callback)
     observed: bool = False  # the pacer has been told how the line resolved
-    placed_us: int = 0  # call.placed_at as clock.micros (pacing reads it every second)
+    # call.placed_at (set when placed; events never overwrite it) as clock.micros: pacing
+    # reads it every second
+    placed_us: int = 0
 
 
 @dataclass
@@ -685,8 +687,6 @@ class Dispatcher:
         new, effects = apply(line.call, Step.of(event))
         if new is line.call:
             return  # seen before
-        if new.placed_at is not None and new.placed_at != line.call.placed_at:
-            line.placed_us = micros(new.placed_at)  # the provider's own time of placing it
         line.call = new
         self.store.note_event(event.attempt_id, event.event_id, event.kind.value, event.at)
         self._effects(line, effects)

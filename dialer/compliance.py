@@ -501,6 +501,10 @@ class AbandonLedger:
         self._detected: list[datetime] = []  # sorted
         self._abandoned: list[datetime] = []  # sorted
         self._tripped_period: datetime | None = None  # period whose soft guard is tripped
+        # The guard runs on every pacing decision: the last period asked for, and its counts
+        # until the next record.
+        self._period: tuple[datetime, datetime] | None = None
+        self._period_counts: tuple[datetime, int, int] | None = None
 
     def record(self, detected_at: datetime, abandoned: bool) -> None:
         """Record a person detected at ``detected_at``, abandoned or not."""
@@ -508,8 +512,10 @@ class AbandonLedger:
         bisect.insort(self._detected, detected_at)
         if self._origin is None or detected_at < self._origin:
             self._origin = detected_at
+            self._period = None
         if abandoned:
             bisect.insort(self._abandoned, detected_at)
+        self._period_counts = None
 
     def origin(self) -> datetime | None:
         """Where the first period starts, or None before anything is known."""
@@ -517,10 +523,15 @@ class AbandonLedger:
 
     def period_start(self, at: datetime) -> datetime:
         """The start of the 30-day period containing ``at`` (``at`` itself when empty)."""
+        period = self._period
+        if period is not None and period[0] <= at < period[1]:
+            return period[0]
         origin = self._origin
         if origin is None:
             return at
-        return origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
+        start = origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
+        self._period = (start, start + ABANDON_PERIOD)
+        return start
 
     def counts(self, at: datetime) -> tuple[int, int]:
         """Persons detected and abandoned in the period containing ``at``."""
@@ -577,7 +588,12 @@ class AbandonLedger:
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, got {in_flight}")
         start = self.period_start(at)
-        detected, abandoned = self._counts(start, start + ABANDON_PERIOD)
+        counts = self._period_counts
+        if counts is not None and counts[0] == start:
+            _, detected, abandoned = counts
+        else:
+            detected, abandoned = self._counts(start, start + ABANDON_PERIOD)
+            self._period_counts = (start, detected, abandoned)
         soft = self._hysteresis(start, detected, abandoned, cap)
         hard = (abandoned + in_flight) / (detected + in_flight) > cap
         return soft or hard

@@ -91,6 +91,9 @@ SLACK_ABANDONS = 4.0  # fewer abandons than this left before that edge: tighten
 SLACK_GAIN = 0.7  # log-lambda cut per abandon of slack missing
 IN_CONTROL_SECONDS = 5.0  # persons count for the controller if it decided this recently
 MAX_LINES_PER_PSR = 15  # sanity bound: unreserved lines per logged-in PSR
+_RING_ROW = HANDLE_GRID + 1  # the ringing-line table's first row in the joint table
+_PER_STEP = 1 / RING_STEP
+_RING_END = RING_GRID * RING_STEP  # rung this long or longer: the table's last row
 
 
 class _Samples:
@@ -200,8 +203,11 @@ class PredictivePacer:
         # persons), then the K variances, then the K third cumulants: by a busy PSR's elapsed
         # seconds, by a ringing line's elapsed half-seconds; and per line started now (persons
         # by each horizon).
-        self._busy: FloatArray = np.zeros((HANDLE_GRID + 1, 3 * K))
-        self._ring: FloatArray = np.zeros((RING_GRID + 1, 3 * K))
+        # Both tables are views of one, so a decision gathers the rows of its busy PSRs and
+        # ringing lines in one step.
+        self._rows: FloatArray = np.zeros((_RING_ROW + RING_GRID + 1, 3 * K))
+        self._busy: FloatArray = self._rows[:_RING_ROW]
+        self._ring: FloatArray = self._rows[_RING_ROW:]
         self._empty: FloatArray = np.zeros(3 * K)
         self._new_q: list[float] = [0.0] * K
         self._new_v: list[float] = [0.0] * K
@@ -317,7 +323,7 @@ class PredictivePacer:
         if thin.any():
             first = int(np.argmax(thin))
             q[first:] = q[max(0, first - 1)]
-        self._busy = _cumulants(q)
+        self._busy[:] = _cumulants(q)
 
     def _fit_rings(self) -> None:
         self._since_lines = 0
@@ -336,7 +342,7 @@ class PredictivePacer:
             p * (person_then - person_now[:, None]) / np.maximum(alive[:, None], 1e-9),
             0.0,
         )
-        self._ring = _cumulants(np.clip(q, 0.0, 1.0), persons=True)
+        self._ring[:] = _cumulants(np.clip(q, 0.0, 1.0), persons=True)
         levels = (np.arange(K, dtype=np.float64) + 0.5) / K
         new = _cumulants(p * levels, persons=True)
         # Kept as (positive) per-line amounts: each line started subtracts them.
@@ -391,16 +397,17 @@ class PredictivePacer:
         """The cumulants of (free PSRs - persons before a new line's person) at each of the K
         horizons, and its bounds."""
         busy, ringing = snap.busy_elapsed, snap.ringing_elapsed
-        total = self._empty
-        # (np.add.reduce is ndarray.sum without its Python wrapper: this runs every second.)
-        if busy:
-            index = np.asarray(busy, dtype=np.int64)  # whole seconds
-            np.minimum(index, HANDLE_GRID, out=index)
-            total = _add(self._busy.take(index, axis=0), axis=0)
+        # Row of a busy PSR: whole seconds on the call; of a ringing line: half-seconds rung
+        # (both capped at the end of their table). The gather is summed in one reduction
+        # (np.add.reduce is ndarray.sum without its Python wrapper: this runs every second).
+        # (a clock stepped back can make an elapsed time negative: row 0)
+        rows = [HANDLE_GRID if e >= HANDLE_GRID else int(e) if e > 0 else 0 for e in busy]
         if ringing:
-            index = (np.asarray(ringing, dtype=np.float64) * (1 / RING_STEP)).astype(np.int64)
-            np.minimum(index, RING_GRID, out=index)
-            total = total + _add(self._ring.take(index, axis=0), axis=0)
+            rows += [
+                _RING_ROW + (RING_GRID if r >= _RING_END else int(r * _PER_STEP) if r > 0 else 0)
+                for r in ringing
+            ]
+        total = _add(self._rows.take(rows, axis=0), axis=0) if rows else self._empty
         values: list[float] = total.tolist()
         base = snap.ready - snap.waiting - 0.5  # with the continuity correction
         return _Sums(
@@ -436,9 +443,32 @@ class PredictivePacer:
         sums = self._sums(snap)
         threshold = self.threshold
         started = 0
-        while started < most and self._marginal(sums, started) <= threshold:
+        while started < most and not self._exceeds(sums, started, threshold):
             started += 1
         return started
+
+    def _exceeds(self, sums: _Sums, started: int, threshold: float) -> bool:
+        """``_marginal(sums, started) > threshold``, stopping as soon as the horizons summed so
+        far settle it (most decisions start nothing, and settle on the first one or two).
+        Exact: the terms are not negative, so a partial sum never exceeds the whole."""
+        if sums.lowest - started >= 1:
+            return threshold < 0.0
+        if sums.highest < 1:
+            return threshold < 1.0
+        total = 0.0
+        for mean, variance, third, q, v, c in zip(
+            sums.means,
+            sums.variances,
+            sums.thirds,
+            self._new_q,
+            self._new_v,
+            self._new_c,
+            strict=True,
+        ):
+            total += _below_zero(mean - started * q, variance + started * v, third - started * c)
+            if total / K > threshold:
+                return True
+        return False
 
 
 class _Sums(NamedTuple):

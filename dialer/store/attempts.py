@@ -266,18 +266,21 @@ class EngineStore:
 
     @staticmethod
     def _entry(info: CampaignInfo, row: Any) -> ClaimedEntry:
+        # By position (the claim's column order): a claim reads hundreds of rows at a time.
+        (entry_id, clinic_id, phones, zones, states, language, patients, _, attempts,
+         phone_index, next_attempt_at) = row  # fmt: skip
         return ClaimedEntry(
-            household_id=int(row.entry_id),
+            household_id=int(entry_id),
             campaign_id=info.id,
-            clinic_id=int(row.clinic_id),
-            phones=list(_split(row.phones)),
-            phone_index=int(row.phone_index),
-            zones=_split(row.timezones),
-            states=_split(row.states),
-            language=row.language,
-            patient_ids=row.patient_ids,
-            attempts=int(row.attempts),
-            next_attempt_at=row.next_attempt_at,
+            clinic_id=int(clinic_id),
+            phones=list(_split(phones)),
+            phone_index=int(phone_index),
+            zones=_split(zones),
+            states=_split(states),
+            language=language,
+            patient_ids=patients,
+            attempts=int(attempts),
+            next_attempt_at=next_attempt_at,
         )
 
     def _histories(

@@ -15,6 +15,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+# Values the drivers take as they are (tested by class, inline: adapting is most of the Python
+# work of a batched write).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 class FastPath:
     """One driver connection for the engine's frequent statements."""
@@ -60,16 +64,20 @@ class FastPath:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; rows when it returns any."""
+        adapt = self.adapt
         cursor = self.connection.cursor()
-        cursor.execute(sql, [self.adapt(v) for v in params])
+        cursor.execute(sql, [v if v.__class__ in _PLAIN else adapt(v) for v in params])
         rows = cursor.fetchall() if cursor.description else []
         cursor.close()
         return [tuple(row) for row in rows]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows."""
+        adapt = self.adapt
         cursor = self.connection.cursor()
-        cursor.executemany(sql, [[self.adapt(v) for v in row] for row in rows])
+        cursor.executemany(
+            sql, [[v if v.__class__ in _PLAIN else adapt(v) for v in row] for row in rows]
+        )
         cursor.close()
 
     def begin(self) -> None:

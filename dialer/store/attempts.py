@@ -33,9 +33,7 @@ from dialer.store.models import (
     Clinic,
     DialList,
     DialListEntry,
-    DncEntry,
     Phone,
-    RetiredPhone,
 )
 
 HISTORY_DAYS = 8  # phone attempts kept in view: the longest cap window is 7 days
@@ -571,33 +569,40 @@ class EngineStore:
 
     def add_dnc(self, phone: str, *, source: str, reason: str | None, now: datetime) -> None:
         """Put a number on the global do-not-call list now (idempotent)."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                select(DncEntry.id).where(
-                    DncEntry.phone == phone,
-                    DncEntry.scope == "global",
-                    DncEntry.removed_at.is_(None),
-                )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    insert(DncEntry).values(
-                        phone=phone, scope="global", source=source, reason=reason, added_at=now
-                    )
-                )
+        mark = self.fast.mark
+        self._add_once(
+            f"SELECT 1 FROM dnc_entries WHERE phone = {mark} AND scope = 'global' "
+            "AND removed_at IS NULL",
+            [phone],
+            "INSERT INTO dnc_entries (phone, scope, source, reason, added_at) "
+            f"VALUES ({mark}, 'global', {self.fast.marks(3)})",
+            [phone, source, reason, now],
+        )
 
     def retire_phone(self, phone: str, *, reason: str, now: datetime) -> None:
         """Retire a number for everyone (a wrong number), now."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                select(RetiredPhone.id).where(
-                    RetiredPhone.phone == phone, RetiredPhone.restored_at.is_(None)
-                )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    insert(RetiredPhone).values(phone=phone, reason=reason, retired_at=now)
-                )
+        mark = self.fast.mark
+        self._add_once(
+            f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL",
+            [phone],
+            f"INSERT INTO retired_phones (phone, reason, retired_at) VALUES ({self.fast.marks(3)})",
+            [phone, reason, now],
+        )
+
+    def _add_once(
+        self, exists: str, exists_params: list[Any], insert: str, insert_params: list[Any]
+    ) -> None:
+        """Insert a row unless ``exists`` finds one, committed at once (on the engine's own
+        connection: a disposition can add one every few seconds)."""
+        fast = self.fast
+        fast.begin()
+        try:
+            if not fast.execute(exists, exists_params):
+                fast.execute(insert, insert_params)
+            fast.commit()
+        except BaseException:
+            fast.rollback()
+            raise
 
     def add_callback(
         self,
@@ -708,15 +713,18 @@ class EngineStore:
         so that a long call is not taken for one a dead node left (:meth:`sweep`)."""
         if not household_ids:
             return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(CampaignHousehold)
-                .where(
-                    CampaignHousehold.id.in_(household_ids),
-                    CampaignHousehold.claimed_by == self.node,
-                )
-                .values(claimed_until=until)
+        fast = self.fast
+        fast.begin()
+        try:
+            fast.execute(
+                f"UPDATE campaign_households SET claimed_until = {fast.mark} "
+                f"WHERE claimed_by = {fast.mark} AND id IN ({fast.marks(len(household_ids))})",
+                [until, self.node, *household_ids],
             )
+            fast.commit()
+        except BaseException:
+            fast.rollback()
+            raise
 
     def abandonment_history(self, campaign_id: int) -> tuple[datetime | None, list[Any]]:
         """The campaign's first attempt time and every person detected (time, abandoned), for
@@ -763,6 +771,7 @@ class EngineStore:
                 e.states,
                 e.language,
                 e.patient_ids,
+                e.rank,  # the claim's columns, in its order (see _entry)
                 h.attempts,
                 h.phone_index,
                 h.next_attempt_at,

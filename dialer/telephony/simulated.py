@@ -88,7 +88,7 @@ class SimulatedNetwork:
         self, attempt_id: int, kind: EventKind, after: float = 0.0, digits: str | None = None
     ) -> None:
         at = self.clock.now() + timedelta(seconds=after)
-        self.schedule(at, CallEvent(f"sim-{next(self._ids)}", attempt_id, kind, at, digits))
+        self.schedule(at, CallEvent(f"sim-{next(self._ids):012d}", attempt_id, kind, at, digits))
 
     def place_call(self, request: CallRequest) -> str:
         """Draw the callee's fate now and schedule what follows."""

@@ -401,7 +401,7 @@ class Dispatcher:
             elif state in BUSY and agent.connected_at is not None:
                 busy.append((now_us - agent.connected_us) / 1_000_000)
         lines = self.lines
-        ringing = tuple((now_us - lines[i].placed_us) / 1_000_000 for i in pool.lines)
+        ringing = tuple([(now_us - lines[i].placed_us) / 1_000_000 for i in pool.lines])
         return PoolSnapshot(now, ready, tuple(busy), ringing, reserved, len(pool.waiting), members)
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:

@@ -215,6 +215,7 @@ class PredictivePacer:
         # The 30-day period's persons and abandons (the ledger's count rule, replicated).
         self._origin: datetime | None = None
         self._period = -1
+        self._period_span: tuple[datetime, datetime] | None = None  # its start and end
         self.period_persons = 0
         self.period_abandons = 0
         self._last_decision: datetime | None = None
@@ -255,6 +256,8 @@ class PredictivePacer:
         period = (at - self._origin) // PERIOD
         if period != self._period:
             self._period, self.period_persons, self.period_abandons = period, 0, 0
+            start = self._origin + period * PERIOD
+            self._period_span = (start, start + PERIOD)
         self.period_persons += 1
         self.period_abandons += int(abandoned)
         if abandoned:
@@ -357,9 +360,10 @@ class PredictivePacer:
     def line_limit(self, snap: PoolSnapshot) -> int:
         """Most unreserved lines to have in progress after this decision."""
         bound = MAX_LINES_PER_PSR * max(1, snap.logged_in)
-        if self._period < 0 or self._origin is None:
+        span = self._period_span
+        if span is None:
             return bound
-        if (snap.now - self._origin) // PERIOD != self._period:
+        if not span[0] <= snap.now < span[1]:
             return 0  # a new period begins: the ledger trips until persons are counted
         # Every line in flight (and the next one) could be abandoned: keep the period under
         # the cap even then, so the dispatcher's count rule never takes over.

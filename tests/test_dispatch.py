@@ -1110,6 +1110,45 @@ def test_a_node_starting_beside_a_live_one_leaves_its_calls_alone(floor: Floor) 
     )
 
 
+def test_ending_an_orphaned_call_leaves_a_household_dialed_since_as_it_is(floor: Floor) -> None:
+    """A node stops with a call in progress; before anyone ends that attempt, the household is
+    dialed again (another node, once the lease lapsed) and given its next time. Ending the
+    orphan must not make the household due now: only a household not dialed since is."""
+    floor.patients("1", "2")
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    crashed = floor.node()
+    crashed.open_campaign(campaign)
+    floor.psr(crashed, "Ana")
+    floor.psr(crashed, "Ben")
+    orphan, other = (p.request.attempt_id for p in floor.network.placed)
+    crashed.store.flush()
+    floor.nodes.remove(crashed)
+    crashed.store.fast.close()
+    retry_at = START + timedelta(days=2)
+    (row,) = floor.rows(sa.select(Attempt).where(Attempt.id == orphan))
+    since = {k: v for k, v in row.items() if k != "id"}
+    since |= {
+        "started_at": START + timedelta(minutes=20),
+        "ended_at": START + timedelta(minutes=21),
+    }
+    since |= {"outcome": "no_answer"}
+    with floor.engine.begin() as conn:  # what the other node did, and then stopped
+        conn.execute(sa.insert(Attempt).values(**since))
+        conn.execute(
+            sa.update(CampaignHousehold)
+            .where(CampaignHousehold.id == households["1"])
+            .values(claimed_by=None, claimed_until=None, next_attempt_at=retry_at, attempts=2)
+        )
+    restart = START + timedelta(minutes=30)
+    floor.clock.advance_to(restart)
+    floor.node("node-b").open_campaign(campaign)
+    ended = {a["id"]: (a["outcome"], a["ended_at"], a["notes"]) for a in floor.attempts()}
+    assert ended[orphan] == ended[other] == ("failed", restart, ORPHAN_NOTE)
+    assert floor.household(households["1"])["next_attempt_at"] == retry_at  # dialed since
+    assert floor.household(households["2"])["next_attempt_at"] == restart  # due again now
+
+
 @pytest.mark.parametrize("node", ["local", "new-host"])
 def test_a_restarted_dispatcher_reconciles_the_calls_left_in_progress(
     floor: Floor, node: str

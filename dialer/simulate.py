@@ -372,7 +372,12 @@ def run_simulation(
 
 def scenario_pacer_label(scenario: Scenario) -> Literal["predictive"] | str:
     """A short label of the scenario's pacer, for tables."""
-    mode, ratio, counting = pacer_settings(scenario.pacer)
+    return pacer_label(scenario.pacer)
+
+
+def pacer_label(pacer: str | dict[str, Any]) -> Literal["predictive"] | str:
+    """A short label of a scenario's ``pacer`` value: ``ratio 2``, ``adaptive (idle)``..."""
+    mode, ratio, counting = pacer_settings(pacer)
     if mode == "ratio":
         return f"ratio {ratio:g}"
     if mode == "adaptive":

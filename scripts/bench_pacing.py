@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from dialer.simulate import load_scenario, run_simulation
+from dialer.simulate import pacer_label as describe_pacer
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 RATIOS = {"s2": 2.0, "s3": 5.3}  # fixed ratio tuned per scenario (pacing notes)
@@ -73,14 +74,8 @@ def pacer_spec(pacer: str, scenario: str) -> str | dict[str, Any]:
 
 
 def pacer_label(pacer: str, scenario: str) -> str:
-    """A pacer's name in the table."""
-    if pacer == "ratio":
-        return f"ratio {RATIOS.get(scenario, 2.0):g}"
-    if pacer.startswith("ratio-"):
-        return f"ratio {float(pacer.removeprefix('ratio-')):g}"
-    if pacer.startswith("adaptive-"):
-        return f"adaptive ({pacer.removeprefix('adaptive-')})"
-    return pacer
+    """A pacer's name in the table (the simulator's label of its scenario value)."""
+    return describe_pacer(pacer_spec(pacer, scenario))
 
 
 def simulate(run: Run, results: Path | None = None) -> dict[str, Any]:

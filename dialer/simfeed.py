@@ -107,6 +107,7 @@ class SyntheticList:
     def _add(self, conn: Connection, count: int, now: datetime) -> None:
         numbers = range(self.made, self.made + count)
         keys = [f"sim-{n}" for n in numbers]
+        before = conn.execute(select(func.max(CampaignHousehold.id))).scalar_one() or 0
         households = pd.DataFrame(
             {
                 "campaign_id": self.campaign_id,
@@ -118,10 +119,10 @@ class SyntheticList:
             }
         )
         bulk_insert(conn, CampaignHousehold.__table__, households)  # type: ignore[arg-type]
-        fresh = select(CampaignHousehold.household_key, CampaignHousehold.id).where(
-            CampaignHousehold.campaign_id == self.campaign_id, CampaignHousehold.attempts == 0
+        added = select(CampaignHousehold.household_key, CampaignHousehold.id).where(
+            CampaignHousehold.id > before  # the rows just added (not every undialed one)
         )
-        ids = dict(conn.execute(fresh).all())
+        ids = dict(conn.execute(added).all())
         spanish = self.scenario.languages
         languages = ["es" if self.rng.random() < spanish else "en" for _ in numbers]
         phones = [f"+1{FIRST_NUMBER + n}" for n in numbers]

@@ -501,9 +501,8 @@ class AbandonLedger:
         self._detected: list[datetime] = []  # sorted
         self._abandoned: list[datetime] = []  # sorted
         self._tripped_period: datetime | None = None  # period whose soft guard is tripped
-        # The guard runs on every pacing decision: the last period asked for, and its counts
-        # until the next record.
-        self._period: tuple[datetime, datetime] | None = None
+        # The guard runs on every pacing decision: the counts of the last period it asked for
+        # (its start, detected, abandoned), until the next record.
         self._period_counts: tuple[datetime, int, int] | None = None
 
     def record(self, detected_at: datetime, abandoned: bool) -> None:
@@ -512,7 +511,6 @@ class AbandonLedger:
         bisect.insort(self._detected, detected_at)
         if self._origin is None or detected_at < self._origin:
             self._origin = detected_at
-            self._period = None
         if abandoned:
             bisect.insort(self._abandoned, detected_at)
         self._period_counts = None
@@ -523,15 +521,10 @@ class AbandonLedger:
 
     def period_start(self, at: datetime) -> datetime:
         """The start of the 30-day period containing ``at`` (``at`` itself when empty)."""
-        period = self._period
-        if period is not None and period[0] <= at < period[1]:
-            return period[0]
         origin = self._origin
         if origin is None:
             return at
-        start = origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
-        self._period = (start, start + ABANDON_PERIOD)
-        return start
+        return origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
 
     def counts(self, at: datetime) -> tuple[int, int]:
         """Persons detected and abandoned in the period containing ``at``."""

@@ -91,7 +91,6 @@ SLACK_ABANDONS = 4.0  # fewer abandons than this left before that edge: tighten
 SLACK_GAIN = 0.7  # log-lambda cut per abandon of slack missing
 IN_CONTROL_SECONDS = 5.0  # persons count for the controller if it decided this recently
 MAX_LINES_PER_PSR = 15  # sanity bound: unreserved lines per logged-in PSR
-_RING_ROW = HANDLE_GRID + 1  # the ringing-line table's first row in the joint table
 _PER_STEP = 1 / RING_STEP
 _RING_END = RING_GRID * RING_STEP  # rung this long or longer: the table's last row
 
@@ -203,11 +202,8 @@ class PredictivePacer:
         # persons), then the K variances, then the K third cumulants: by a busy PSR's elapsed
         # seconds, by a ringing line's elapsed half-seconds; and per line started now (persons
         # by each horizon).
-        # Both tables are views of one, so a decision gathers the rows of its busy PSRs and
-        # ringing lines in one step.
-        self._rows: FloatArray = np.zeros((_RING_ROW + RING_GRID + 1, 3 * K))
-        self._busy: FloatArray = self._rows[:_RING_ROW]
-        self._ring: FloatArray = self._rows[_RING_ROW:]
+        self._busy: FloatArray = np.zeros((HANDLE_GRID + 1, 3 * K))
+        self._ring: FloatArray = np.zeros((RING_GRID + 1, 3 * K))
         self._empty: FloatArray = np.zeros(3 * K)
         self._new_q: list[float] = [0.0] * K
         self._new_v: list[float] = [0.0] * K
@@ -215,7 +211,6 @@ class PredictivePacer:
         # The 30-day period's persons and abandons (the ledger's count rule, replicated).
         self._origin: datetime | None = None
         self._period = -1
-        self._period_span: tuple[datetime, datetime] | None = None  # its start and end
         self.period_persons = 0
         self.period_abandons = 0
         self._last_decision: datetime | None = None
@@ -256,8 +251,6 @@ class PredictivePacer:
         period = (at - self._origin) // PERIOD
         if period != self._period:
             self._period, self.period_persons, self.period_abandons = period, 0, 0
-            start = self._origin + period * PERIOD
-            self._period_span = (start, start + PERIOD)
         self.period_persons += 1
         self.period_abandons += int(abandoned)
         if abandoned:
@@ -326,7 +319,7 @@ class PredictivePacer:
         if thin.any():
             first = int(np.argmax(thin))
             q[first:] = q[max(0, first - 1)]
-        self._busy[:] = _cumulants(q)
+        self._busy = _cumulants(q)
 
     def _fit_rings(self) -> None:
         self._since_lines = 0
@@ -345,7 +338,7 @@ class PredictivePacer:
             p * (person_then - person_now[:, None]) / np.maximum(alive[:, None], 1e-9),
             0.0,
         )
-        self._ring[:] = _cumulants(np.clip(q, 0.0, 1.0), persons=True)
+        self._ring = _cumulants(np.clip(q, 0.0, 1.0), persons=True)
         levels = (np.arange(K, dtype=np.float64) + 0.5) / K
         new = _cumulants(p * levels, persons=True)
         # Kept as (positive) per-line amounts: each line started subtracts them.
@@ -360,10 +353,9 @@ class PredictivePacer:
     def line_limit(self, snap: PoolSnapshot) -> int:
         """Most unreserved lines to have in progress after this decision."""
         bound = MAX_LINES_PER_PSR * max(1, snap.logged_in)
-        span = self._period_span
-        if span is None:
+        if self._period < 0 or self._origin is None:
             return bound
-        if not span[0] <= snap.now < span[1]:
+        if (snap.now - self._origin) // PERIOD != self._period:
             return 0  # a new period begins: the ledger trips until persons are counted
         # Every line in flight (and the next one) could be abandoned: keep the period under
         # the cap even then, so the dispatcher's count rule never takes over.
@@ -401,17 +393,20 @@ class PredictivePacer:
         """The cumulants of (free PSRs - persons before a new line's person) at each of the K
         horizons, and its bounds."""
         busy, ringing = snap.busy_elapsed, snap.ringing_elapsed
-        # Row of a busy PSR: whole seconds on the call; of a ringing line: half-seconds rung
-        # (both capped at the end of their table). The gather is summed in one reduction
-        # (np.add.reduce is ndarray.sum without its Python wrapper: this runs every second).
-        # (a clock stepped back can make an elapsed time negative: row 0)
-        rows = [HANDLE_GRID if e >= HANDLE_GRID else int(e) if e > 0 else 0 for e in busy]
+        # Row of a busy PSR: whole seconds on the call; of a ringing line: half-seconds rung;
+        # both capped at the end of their table (and a clock stepped back, making an elapsed
+        # time negative, reads row 0). The indices are built in Python: for a few dozen values
+        # that is cheaper than NumPy's conversions. (np.add.reduce is ndarray.sum without its
+        # Python wrapper: this runs every second.)
+        total = self._empty
+        if busy:
+            rows = [HANDLE_GRID if e >= HANDLE_GRID else int(e) if e > 0 else 0 for e in busy]
+            total = _add(self._busy.take(rows, axis=0), axis=0)
         if ringing:
-            rows += [
-                _RING_ROW + (RING_GRID if r >= _RING_END else int(r * _PER_STEP) if r > 0 else 0)
-                for r in ringing
+            rows = [
+                RING_GRID if r >= _RING_END else int(r * _PER_STEP) if r > 0 else 0 for r in ringing
             ]
-        total = _add(self._rows.take(rows, axis=0), axis=0) if rows else self._empty
+            total = total + _add(self._ring.take(rows, axis=0), axis=0)
         values: list[float] = total.tolist()
         base = snap.ready - snap.waiting - 0.5  # with the continuity correction
         return _Sums(

@@ -23,6 +23,18 @@ def test_migrations_create_exactly_the_models(store: Engine) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
+def test_the_open_attempts_index_holds_only_attempts_not_yet_ended(store: Engine) -> None:
+    # Alembic's comparison above does not look at an index's WHERE clause.
+    with store.connect() as conn:
+        if store.dialect.name == "sqlite":
+            sql = "SELECT sql FROM sqlite_master WHERE name = 'ix_attempts_open'"
+        else:
+            sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_attempts_open'"
+        definition = conn.exec_driver_sql(sql).scalar_one()
+    assert "(campaign_id, started_at)" in definition
+    assert definition.replace("(", "").replace(")", "").endswith("WHERE ended_at IS NULL")
+
+
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
     engine = open_store(f"sqlite:///{tmp_path}/d.db")
     with engine.connect() as conn:

@@ -417,9 +417,14 @@ class PredictivePacer:
             snap.ready - snap.waiting + len(busy),
         )
 
-    def _marginal(self, sums: _Sums, started: int) -> float:
+    def _marginal(self, sums: _Sums, started: int, above: float = math.inf) -> float:
         """P(no PSR for the person of one more line), averaged over the K arrival times; exact
-        where every line ahead reaching a person still leaves a PSR, or no PSR can be free."""
+        where every line ahead reaching a person still leaves a PSR, or no PSR can be free.
+
+        With ``above``, it stops as soon as the horizons summed so far exceed it and returns
+        that partial value, which is then above ``above`` as the whole would be (the terms are
+        not negative, so a partial sum never exceeds the whole): most decisions start nothing,
+        and settle on the first horizon or two."""
         if sums.lowest - started >= 1:
             return 0.0
         if sums.highest < 1:
@@ -435,6 +440,8 @@ class PredictivePacer:
             strict=True,
         ):
             total += _below_zero(mean - started * q, variance + started * v, third - started * c)
+            if total / K > above:
+                break
         return total / K
 
     def _wanted(self, snap: PoolSnapshot, most: int) -> int:
@@ -442,32 +449,9 @@ class PredictivePacer:
         sums = self._sums(snap)
         threshold = self.threshold
         started = 0
-        while started < most and not self._exceeds(sums, started, threshold):
+        while started < most and self._marginal(sums, started, threshold) <= threshold:
             started += 1
         return started
-
-    def _exceeds(self, sums: _Sums, started: int, threshold: float) -> bool:
-        """``_marginal(sums, started) > threshold``, stopping as soon as the horizons summed so
-        far settle it (most decisions start nothing, and settle on the first one or two).
-        Exact: the terms are not negative, so a partial sum never exceeds the whole."""
-        if sums.lowest - started >= 1:
-            return threshold < 0.0
-        if sums.highest < 1:
-            return threshold < 1.0
-        total = 0.0
-        for mean, variance, third, q, v, c in zip(
-            sums.means,
-            sums.variances,
-            sums.thirds,
-            self._new_q,
-            self._new_v,
-            self._new_c,
-            strict=True,
-        ):
-            total += _below_zero(mean - started * q, variance + started * v, third - started * c)
-            if total / K > threshold:
-                return True
-        return False
 
 
 class _Sums(NamedTuple):

@@ -112,6 +112,22 @@ class Launched:
     # attempt_id None, lease_lost False, verdict None and not retired: do-not-call
 
 
+# What a claim reads of an entry and its household, in the order _entry unpacks them.
+_ENTRY_COLUMNS = (
+    DialListEntry.entry_id,
+    DialListEntry.clinic_id,
+    DialListEntry.phones,
+    DialListEntry.timezones,
+    DialListEntry.states,
+    DialListEntry.language,
+    DialListEntry.patient_ids,
+    DialListEntry.rank,
+    CampaignHousehold.attempts,
+    CampaignHousehold.phone_index,
+    CampaignHousehold.next_attempt_at,
+)
+
+
 def _split(text: str | None) -> tuple[str, ...]:
     return tuple(text.split()) if text else ()
 
@@ -183,19 +199,7 @@ class EngineStore:
             return []
         e, h = DialListEntry, CampaignHousehold
         pool = e.language == "es" if language == "es" else e.language != "es"
-        columns = (
-            e.entry_id,
-            e.clinic_id,
-            e.phones,
-            e.timezones,
-            e.states,
-            e.language,
-            e.patient_ids,
-            e.rank,
-            h.attempts,
-            h.phone_index,
-            h.next_attempt_at,
-        )
+        columns = _ENTRY_COLUMNS
         claimable = and_(
             e.dial_list_id == info.list_id,
             pool,
@@ -263,7 +267,7 @@ class EngineStore:
 
     @staticmethod
     def _entry(info: CampaignInfo, row: Any) -> ClaimedEntry:
-        # By position (the claim's column order): a claim reads hundreds of rows at a time.
+        # By position (_ENTRY_COLUMNS): a claim reads hundreds of rows at a time.
         (entry_id, clinic_id, phones, zones, states, language, patients, _, attempts,
          phone_index, next_attempt_at) = row  # fmt: skip
         return ClaimedEntry(
@@ -353,8 +357,7 @@ class EngineStore:
         if not launches:
             return []
         fast = self.fast
-        fast.begin()
-        try:
+        with fast.transaction():
             if self._pending >= FLUSH_ROWS:
                 self._write_pending()
             since = min(launch.started_at for launch in launches) - timedelta(days=HISTORY_DAYS)
@@ -382,16 +385,17 @@ class EngineStore:
                 entry.phone_attempts = list(history)
                 history.append(launch.started_at)
                 results.append(Launched(int(found[0][0])))
-            fast.commit()
-        except BaseException:
-            fast.rollback()
-            raise
         return results
 
     def _retired(self, phone: str | None) -> bool:
-        mark = self.fast.mark
-        sql = f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL"
-        return bool(self.fast.execute(sql, [phone]))
+        return bool(self.fast.execute(self._retired_sql, [phone]))
+
+    @cached_property
+    def _retired_sql(self) -> str:
+        """Is the number retired now (and not restored)?"""
+        return (
+            f"SELECT 1 FROM retired_phones WHERE phone = {self.fast.mark} AND restored_at IS NULL"
+        )
 
     @cached_property
     def _renew_sql(self) -> str:
@@ -528,13 +532,8 @@ class EngineStore:
         self._queued_since = None
         if not self._pending:
             return
-        self.fast.begin()
-        try:
+        with self.fast.transaction():
             self._write_pending()
-            self.fast.commit()
-        except BaseException:
-            self.fast.rollback()
-            raise
 
     def _write_pending(self) -> None:
         fast = self.fast
@@ -586,9 +585,8 @@ class EngineStore:
 
     def retire_phone(self, phone: str, *, reason: str, now: datetime) -> None:
         """Retire a number for everyone (a wrong number), now."""
-        mark = self.fast.mark
         self._add_once(
-            f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL",
+            self._retired_sql,
             [phone],
             f"INSERT INTO retired_phones (phone, reason, retired_at) VALUES ({self.fast.marks(3)})",
             [phone, reason, now],
@@ -600,14 +598,9 @@ class EngineStore:
         """Insert a row unless ``exists`` finds one, committed at once (on the engine's own
         connection: a disposition can add one every few seconds)."""
         fast = self.fast
-        fast.begin()
-        try:
+        with fast.transaction():
             if not fast.execute(exists, exists_params):
                 fast.execute(insert, insert_params)
-            fast.commit()
-        except BaseException:
-            fast.rollback()
-            raise
 
     def add_callback(
         self,
@@ -719,17 +712,12 @@ class EngineStore:
         if not household_ids:
             return
         fast = self.fast
-        fast.begin()
-        try:
+        with fast.transaction():
             fast.execute(
                 f"UPDATE campaign_households SET claimed_until = {fast.mark} "
                 f"WHERE claimed_by = {fast.mark} AND id IN ({fast.marks(len(household_ids))})",
                 [until, self.node, *household_ids],
             )
-            fast.commit()
-        except BaseException:
-            fast.rollback()
-            raise
 
     def abandonment_history(self, campaign_id: int) -> tuple[datetime | None, list[Any]]:
         """The campaign's first attempt time and every person detected (time, abandoned), for
@@ -768,19 +756,7 @@ class EngineStore:
             return None
         e, h = DialListEntry, CampaignHousehold
         query = (
-            select(
-                e.entry_id,
-                e.clinic_id,
-                e.phones,
-                e.timezones,
-                e.states,
-                e.language,
-                e.patient_ids,
-                e.rank,  # the claim's columns, in its order (see _entry)
-                h.attempts,
-                h.phone_index,
-                h.next_attempt_at,
-            )
+            select(*_ENTRY_COLUMNS)
             .join(h, h.id == e.entry_id)
             .where(
                 e.dial_list_id == info.list_id,

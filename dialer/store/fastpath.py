@@ -8,7 +8,8 @@ them (times as naive UTC text on SQLite, aware on PostgreSQL).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -79,6 +80,17 @@ class FastPath:
             sql, [[v if v.__class__ in _PLAIN else adapt(v) for v in row] for row in rows]
         )
         cursor.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around the block: committed when it ends, rolled back on any error."""
+        self.begin()
+        try:
+            yield
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
 
     def begin(self) -> None:
         """Start a transaction (SQLite connections are in autocommit mode until told so)."""

@@ -11,6 +11,7 @@ import re
 import string
 from datetime import timedelta
 from enum import Enum
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -132,8 +133,10 @@ PriorityField = Literal[
 ]
 
 
+@lru_cache(maxsize=256)
 def duration(text: str) -> timedelta:
-    """``30m``, ``4h``, ``1d`` (24 hours), ``90s`` or combinations like ``1h30m``."""
+    """``30m``, ``4h``, ``1d`` (24 hours), ``90s`` or combinations like ``1h30m``
+    (remembered: the engine reads a retry delay after every call)."""
     units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
     return timedelta(seconds=sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", text)))
 

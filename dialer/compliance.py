@@ -502,8 +502,10 @@ class AbandonLedger:
         self._abandoned: list[datetime] = []  # sorted
         self._tripped_period: datetime | None = None  # period whose soft guard is tripped
         # The guard runs on every pacing decision: the counts of the last period it asked for
-        # (its start, detected, abandoned), until the next record.
+        # (its start, detected, abandoned), until the next record; and that period's span
+        # while the origin stays (aware UTC: see period_start).
         self._period_counts: tuple[datetime, int, int] | None = None
+        self._span: tuple[datetime, datetime] | None = None
 
     def record(self, detected_at: datetime, abandoned: bool) -> None:
         """Record a person detected at ``detected_at``, abandoned or not."""
@@ -511,6 +513,7 @@ class AbandonLedger:
         bisect.insort(self._detected, detected_at)
         if self._origin is None or detected_at < self._origin:
             self._origin = detected_at
+            self._span = None
         if abandoned:
             bisect.insort(self._abandoned, detected_at)
         self._period_counts = None
@@ -524,7 +527,15 @@ class AbandonLedger:
         origin = self._origin
         if origin is None:
             return at
-        return origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
+        span = self._span
+        if span is not None and span[0] <= at < span[1]:
+            return span[0]
+        start = origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
+        if origin.tzinfo is UTC and at.tzinfo is UTC:
+            # In UTC the period is exactly [start, start + ABANDON_PERIOD); other zones add by
+            # the wall clock, so only UTC spans are kept.
+            self._span = (start, start + ABANDON_PERIOD)
+        return start
 
     def counts(self, at: datetime) -> tuple[int, int]:
         """Persons detected and abandoned in the period containing ``at``."""

@@ -161,6 +161,12 @@ class Dispatcher:
         self._ended_lines: OrderedDict[int, Line] = OrderedDict()
         self._callbacks: list[CallbackDue] = []
         self._upkeep_at: datetime | None = None
+        # What a pool snapshot reads of its PSRs (ready, reserved, members, connect times of
+        # the busy ones), per pool, as of the last PSR state change or allocation: pacing
+        # reads it on every dispatch, PSRs change far less often.
+        self._roster: dict[PoolKey, tuple[int, int, int, list[int]]] = {}
+        self._now: datetime | None = None  # the last instant micros() was taken of
+        self._now_us = 0
 
     # Set-up --------------------------------------------------------------------------------
 
@@ -263,6 +269,7 @@ class Dispatcher:
     ) -> None:
         now = self.clock.now()
         agent.state, agent.since = state, now
+        self._roster.clear()
         agent.pause_reason = reason if state is AgentState.paused else None
         self.store.note_agent_state(
             agent.id, state.value, now, reason=reason, attempt_id=attempt_id
@@ -305,6 +312,7 @@ class Dispatcher:
             if agent.pool is not None:
                 members.setdefault(agent.pool, []).append(agent)
         self._members = members
+        self._roster.clear()
 
     def campaign_of(self, attempt_id: int | None) -> CampaignModel | None:
         """The campaign of a call in progress or in wrap-up."""
@@ -383,26 +391,47 @@ class Dispatcher:
             return run.guard_pacer
         return pool.pacer
 
+    def _micros(self, now: datetime) -> int:
+        """``micros(now)``, remembered for the instant (several dispatches share one)."""
+        if now is not self._now:
+            self._now, self._now_us = now, micros(now)
+        return self._now_us
+
+    def _roster_of(self, key: PoolKey) -> tuple[int, int, int, list[int]]:
+        """Ready, reserved and member counts of a pool, and its busy PSRs' connect times."""
+        roster = self._roster.get(key)
+        if roster is None:
+            ready = reserved = members = 0
+            busy: list[int] = []
+            for agent in self._members.get(key, ()):
+                if agent.pool != key:
+                    continue
+                members += 1
+                state = agent.state
+                if state is _READY:
+                    ready += 1
+                elif state is _RESERVED:
+                    reserved += 1
+                elif state in BUSY and agent.connected_at is not None:
+                    busy.append(agent.connected_us)
+            roster = self._roster[key] = (ready, reserved, members, busy)
+        return roster
+
     def _snapshot(self, pool: Pool) -> PoolSnapshot:
         now = self.clock.now()
-        now_us = micros(now)
-        ready = reserved = members = 0
-        busy: list[float] = []
-        key = pool.key
-        for agent in self._members.get(key, ()):
-            if agent.pool != key:
-                continue
-            members += 1
-            state = agent.state
-            if state is _READY:
-                ready += 1
-            elif state is _RESERVED:
-                reserved += 1
-            elif state in BUSY and agent.connected_at is not None:
-                busy.append((now_us - agent.connected_us) / 1_000_000)
+        now_us = self._micros(now)
+        ready, reserved, members, busy = self._roster_of(pool.key)
         lines = self.lines
         ringing = tuple([(now_us - lines[i].placed_us) / 1_000_000 for i in pool.lines])
-        return PoolSnapshot(now, ready, tuple(busy), ringing, reserved, len(pool.waiting), members)
+        return PoolSnapshot(
+            now,
+            ready,
+            tuple([(now_us - since) / 1_000_000 for since in busy]),
+            ringing,
+            reserved,
+            len(pool.waiting),
+            members,
+        )
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
         if pool.key not in self._members:
@@ -654,7 +683,7 @@ class Dispatcher:
             entry,
             launch.mode,
             reserved_for=owner.id if owner else None,
-            placed_us=micros(now),
+            placed_us=self._micros(now),
         )
         if owner is not None:
             owner.attempt_id = attempt_id
@@ -781,7 +810,7 @@ class Dispatcher:
         now = self.clock.now()
         agent = self.agents[line.call.agent_id or 0]
         agent.attempt_id, agent.connected_at = line.call.attempt_id, now
-        agent.connected_us = micros(now)
+        agent.connected_us = self._micros(now)
         self._set_state(agent, AgentState.on_call, attempt_id=line.call.attempt_id)
         self.provider.bridge(line.call.attempt_id, agent.id)
         self._record_person(line, abandoned=False)

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import numpy as np
@@ -215,6 +215,12 @@ class PredictivePacer:
         self.period_abandons = 0
         self._last_decision: datetime | None = None
         self._limited_until: datetime | None = None
+        # Read on every decision (every second), recomputed only when their inputs change:
+        # whether enough has been seen (it never goes back), the period's end, and the
+        # threshold with the values it was computed from.
+        self._trusted = False
+        self._period_end: datetime | None = None
+        self._threshold: tuple[float, int, int, float] = (math.nan, -1, -1, 0.0)
 
     # Learning ------------------------------------------------------------------------------
 
@@ -251,6 +257,7 @@ class PredictivePacer:
         period = (at - self._origin) // PERIOD
         if period != self._period:
             self._period, self.period_persons, self.period_abandons = period, 0, 0
+            self._period_end = None
         self.period_persons += 1
         self.period_abandons += int(abandoned)
         if abandoned:
@@ -273,12 +280,15 @@ class PredictivePacer:
 
     @property
     def trusted(self) -> bool:
-        """Has it seen enough to pace by the model?"""
-        return (
-            self.lines_seen >= MIN_LINES_SEEN
-            and self.live_seen >= MIN_LIVE_SEEN
-            and self.handles_seen >= MIN_HANDLES_SEEN
-        )
+        """Has it seen enough to pace by the model? (The counts only grow: once it has, it
+        stays so.)"""
+        if not self._trusted:
+            self._trusted = (
+                self.lines_seen >= MIN_LINES_SEEN
+                and self.live_seen >= MIN_LIVE_SEEN
+                and self.handles_seen >= MIN_HANDLES_SEEN
+            )
+        return self._trusted
 
     @property
     def p(self) -> float:
@@ -289,9 +299,15 @@ class PredictivePacer:
     def threshold(self) -> float:
         """The abandon probability a new line's person may carry: the controller's, cut when
         the period's abandons come near the edge of the band the guard tolerates."""
-        slack = TRIP_SHARE * self.cap * self.period_persons - self.period_abandons
+        log_lambda, persons, abandons = self.log_lambda, self.period_persons, self.period_abandons
+        known = self._threshold
+        if known[0] == log_lambda and known[1] == persons and known[2] == abandons:
+            return known[3]
+        slack = TRIP_SHARE * self.cap * persons - abandons
         missing = max(0.0, SLACK_ABANDONS - slack)
-        return math.exp(self.log_lambda - SLACK_GAIN * missing)
+        value = math.exp(log_lambda - SLACK_GAIN * missing)
+        self._threshold = (log_lambda, persons, abandons, value)
+        return value
 
     # Tables --------------------------------------------------------------------------------
 
@@ -353,10 +369,20 @@ class PredictivePacer:
     def line_limit(self, snap: PoolSnapshot) -> int:
         """Most unreserved lines to have in progress after this decision."""
         bound = MAX_LINES_PER_PSR * max(1, snap.logged_in)
-        if self._period < 0 or self._origin is None:
+        origin = self._origin
+        if self._period < 0 or origin is None:
             return bound
-        if (snap.now - self._origin) // PERIOD != self._period:
-            return 0  # a new period begins: the ledger trips until persons are counted
+        now = snap.now
+        end = self._period_end
+        if end is None or now.tzinfo is not UTC or origin.tzinfo is not UTC:
+            # (Aware UTC times, as the engine's clock gives: the period is [end - PERIOD, end)
+            # exactly; other zones add by the wall clock, so they take the division.)
+            if (now - origin) // PERIOD != self._period:
+                return 0  # a new period begins: the ledger trips until persons are counted
+            if now.tzinfo is UTC and origin.tzinfo is UTC:
+                self._period_end = origin + PERIOD * (self._period + 1)
+        elif not (end - PERIOD <= now < end):
+            return 0
         # Every line in flight (and the next one) could be abandoned: keep the period under
         # the cap even then, so the dispatcher's count rule never takes over.
         persons, abandons = self.period_persons, self.period_abandons
@@ -368,10 +394,11 @@ class PredictivePacer:
         self._last_decision = snap.now
         if snap.ready <= 0 and not snap.busy_elapsed:
             return 0
-        lines = snap.lines
-        if not self.trusted:
+        lines = len(snap.ringing_elapsed) + snap.waiting
+        if not (self._trusted or self.trusted):
             return max(0, snap.ready - lines)
-        self._ensure_fitted()
+        if self._p_fitted < 0:
+            self._fit_rings()
         limit = self.line_limit(snap)
         room = limit - lines
         safe = max(0, snap.ready - lines)  # lines that cannot abandon

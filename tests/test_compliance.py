@@ -552,6 +552,33 @@ def test_ledger_periods_run_in_30_days_from_the_first_record() -> None:
     ]
 
 
+def test_ledger_period_edges_are_exact_whichever_period_was_asked_before() -> None:
+    ledger = AbandonLedger(started_at=T0)
+    edge = T0 + ABANDON_PERIOD
+    micro = timedelta(microseconds=1)
+    asked = [edge - micro, edge, T0, edge + ABANDON_PERIOD - micro, edge - micro, T0 - micro]
+    assert [ledger.period_start(at) for at in asked] == [
+        T0,
+        edge,
+        T0,
+        edge,
+        T0,
+        T0 - ABANDON_PERIOD,
+    ]
+
+
+def test_ledger_periods_from_an_origin_in_a_zone_with_dst_follow_its_arithmetic() -> None:
+    zone = ZoneInfo("America/Chicago")
+    # First periods spanning the March and the November change: 30 days on the wall clock
+    # are 719 and 721 hours.
+    for origin in (datetime(2026, 2, 20, 9, tzinfo=zone), datetime(2026, 10, 20, 9, tzinfo=zone)):
+        ledger = AbandonLedger(started_at=origin)
+        for hours in (0, 700, 719, 719.5, 720, 720.5, 721, 1439, 1440, 1441, 5):
+            at = (origin + timedelta(hours=hours)).astimezone(UTC)
+            expected = origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
+            assert ledger.period_start(at) == expected
+
+
 def test_ledger_start_and_out_of_order_records() -> None:
     ledger = AbandonLedger(started_at=T0)
     ledger.record(T0 + timedelta(days=31), True)

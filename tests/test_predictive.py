@@ -226,6 +226,8 @@ def test_a_new_period_starts_with_no_line_beyond_the_ready_psrs(now: datetime) -
     busy = (400.0,) * 18
 
     assert pacer.lines_to_start(snapshot(now, ready=2, busy=busy)) > 2
+    last = now + timedelta(days=30, microseconds=-1)  # the period's last instant
+    assert pacer.lines_to_start(snapshot(last, ready=2, busy=busy)) > 2
     assert pacer.lines_to_start(snapshot(now + timedelta(days=30), ready=2, busy=busy)) == 2
 
 

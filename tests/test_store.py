@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from dialer.cli import cli
 from dialer.errors import ConfigError, SchemaOutOfDate
 from dialer.store.db import head_revision, normalise_url, open_store
+from dialer.store.fastpath import FastPath
 from dialer.store.models import Base, ImportRun
 
 
@@ -75,6 +76,26 @@ def test_times_come_back_aware_utc(store: Engine) -> None:
         back = conn.execute(sa.select(ImportRun.started_at)).scalar_one()
     assert back == datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
     assert back.tzinfo is not None and back.utcoffset() == timedelta(0)
+
+
+def test_the_fast_path_stores_an_instant_alike_from_any_zone_and_refuses_naive_times(
+    store: Engine,
+) -> None:
+    fast = FastPath(store)
+    utc = datetime(2026, 11, 28, 15, 0, 0, 250000, tzinfo=UTC)
+    pacific = utc.astimezone(timezone(timedelta(hours=-8)))
+    stored = [fast.adapt(at) for at in (utc, pacific, utc, pacific)]  # remembered after once
+    fast.execute("CREATE TEMPORARY TABLE times (at TIMESTAMP WITH TIME ZONE)")
+    fast.execute(f"INSERT INTO times VALUES ({fast.mark})", [utc])
+    fast.execute(f"INSERT INTO times VALUES ({fast.mark})", [pacific])
+    rows = fast.execute("SELECT at FROM times")
+    fast.close()
+    assert len(set(map(str, stored))) == 1
+    assert [fast.read_time(at) for (at,) in rows] == [utc, utc]
+    if store.dialect.name == "sqlite":
+        assert stored[0] == "2026-11-28 15:00:00.250000"
+    with pytest.raises(ValueError, match="naive datetime"):
+        fast.adapt(utc.replace(tzinfo=None))
 
 
 @pytest.mark.postgres

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 # Values the drivers take as they are (tested by class, inline: adapting is most of the Python
 # work of a batched write).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_TIMES_KEPT = 4096  # adapted times remembered (a few simulated minutes of writes)
 
 
 class FastPath:
@@ -28,10 +29,10 @@ class FastPath:
         self.sqlite = engine.dialect.name == "sqlite"
         self.connection = engine.raw_connection()
         self.mark = "?" if self.sqlite else "%s"
-        # The last time adapted: the same instant is written many times in a row (a launch's
-        # start, its events, the PSR states and outcomes around it).
-        self._last_time: datetime | None = None
-        self._last_stored: Any = None
+        # Times adapted lately: the same instant is written several times (a launch's start,
+        # its events, the PSR states and outcomes around it; an event's time again among the
+        # attempt's outcome). Aware times only; emptied when it grows large.
+        self._times: dict[datetime, Any] = {}
 
     def adapt(self, value: Any) -> Any:
         """A Python value as the store keeps it."""
@@ -39,15 +40,19 @@ class FastPath:
         if value is None or kind is str or kind is int or kind is bool or kind is float:
             return value
         if isinstance(value, datetime):
-            if value is self._last_time:
-                return self._last_stored
+            times = self._times
+            stored = times.get(value)  # (a naive time is never equal to an aware one)
+            if stored is not None:
+                return stored
             if value.tzinfo is None:
                 raise ValueError("naive datetime given where an aware UTC time is required")
             utc = value if value.tzinfo is UTC else value.astimezone(UTC)
             # SQLite: the text SQLAlchemy's SQLite DateTime stores, "YYYY-MM-DD HH:MM:SS.ffffff"
             # (the "+00:00" suffix cut off)
             stored = utc.isoformat(sep=" ", timespec="microseconds")[:26] if self.sqlite else utc
-            self._last_time, self._last_stored = value, stored
+            if len(times) >= _TIMES_KEPT:
+                times.clear()
+            times[value] = stored
             return stored
         if isinstance(value, Enum):
             return value.value

@@ -11,11 +11,10 @@ import random
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from dialer.campaigns import CampaignModel
-from dialer.store.dial_lists import bulk_insert, sync_campaign
+from dialer.store.dial_lists import insert_rows, sync_campaign
 from dialer.store.models import CampaignHousehold, Clinic, DialList, DialListEntry
 
 if TYPE_CHECKING:
@@ -24,6 +23,30 @@ if TYPE_CHECKING:
 DIALS_PER_AGENT_HOUR = 250  # comfortably above any pacer's appetite (S3 needs about 160)
 SIM_CLINIC = "SIM"
 FIRST_NUMBER = 2_015_550_000  # +1 201 555 0000 onwards: fictional numbers
+HOUSEHOLD_COLUMNS = [
+    "campaign_id",
+    "household_key",
+    "attempts",
+    "created_at",
+    "done",
+    "phone_index",
+]
+ENTRY_COLUMNS = [
+    "dial_list_id",
+    "entry_id",
+    "rank",
+    "clinic_id",
+    "household_key",
+    "phone",
+    "phones",
+    "timezones",
+    "timezone_source",
+    "language",
+    "patient_ids",
+    "patient_count",
+    "priority",
+    "states",
+]
 
 
 class SyntheticList:
@@ -108,41 +131,38 @@ class SyntheticList:
         numbers = range(self.made, self.made + count)
         keys = [f"sim-{n}" for n in numbers]
         before = conn.execute(select(func.max(CampaignHousehold.id))).scalar_one() or 0
-        households = pd.DataFrame(
-            {
-                "campaign_id": self.campaign_id,
-                "household_key": keys,
-                "attempts": 0,
-                "created_at": now,
-                "done": False,
-                "phone_index": 0,
-            }
+        insert_rows(
+            conn,
+            CampaignHousehold.__table__,  # type: ignore[arg-type]
+            HOUSEHOLD_COLUMNS,
+            [(self.campaign_id, key, 0, now, False, 0) for key in keys],
         )
-        bulk_insert(conn, CampaignHousehold.__table__, households)  # type: ignore[arg-type]
         added = select(CampaignHousehold.household_key, CampaignHousehold.id).where(
             CampaignHousehold.id > before  # the rows just added (not every undialed one)
         )
         ids = dict(conn.execute(added).all())
         spanish = self.scenario.languages
         languages = ["es" if self.rng.random() < spanish else "en" for _ in numbers]
-        phones = [f"+1{FIRST_NUMBER + n}" for n in numbers]
-        entries = pd.DataFrame(
-            {
-                "dial_list_id": self.list_id,
-                "entry_id": [ids[k] for k in keys],
-                "rank": [n + 1 for n in numbers],
-                "clinic_id": self.clinic_id,
-                "household_key": keys,
-                "phone": phones,
-                "phones": phones,
-                "timezones": self.scenario.timezone,
-                "timezone_source": "simulation",
-                "language": languages,
-                "patient_ids": [str(n + 1) for n in numbers],
-                "patient_count": 1,
-                "priority": [[0]] * count,
-                "states": "",
-            }
-        )
-        bulk_insert(conn, DialListEntry.__table__, entries)  # type: ignore[arg-type]
+        zone = self.scenario.timezone
+        entries = [
+            (
+                self.list_id,
+                ids[key],
+                n + 1,  # rank
+                self.clinic_id,
+                key,
+                phone,
+                phone,
+                zone,
+                "simulation",
+                language,
+                str(n + 1),  # patient ids
+                1,
+                [0],  # priority
+                "",  # states
+            )
+            for n, key, language in zip(numbers, keys, languages, strict=True)
+            for phone in (f"+1{FIRST_NUMBER + n}",)
+        ]
+        insert_rows(conn, DialListEntry.__table__, ENTRY_COLUMNS, entries)  # type: ignore[arg-type]
         self.made += count

@@ -8,6 +8,7 @@ of each entry's household, so they stay the same across rebuilds.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -206,37 +207,41 @@ def _json_number(value: Any) -> Any:
 
 
 def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
-    """Insert a frame's rows: COPY on PostgreSQL, the driver's executemany on SQLite.
-
-    Both bypass SQLAlchemy's per-value processing, which dominates at a million rows; values
-    must therefore already be what the column stores (JSON columns are serialised here).
-    """
+    """Insert a frame's rows (see :func:`insert_rows`); missing values become NULL."""
     if frame.empty:
         return
-    columns = list(frame.columns)
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     clean = frame.astype(object).where(frame.notna(), None)
-    for name in json_columns & set(columns):
-        clean[name] = clean[name].map(lambda v: None if v is None else json.dumps(v))
-    if conn.dialect.name == "sqlite":
-        # Store times exactly as SQLAlchemy would (naive UTC text), so comparisons still work.
-        for name in columns:
-            if isinstance(table.c[name].type, UTCDateTime | Date):
-                process = table.c[name].type.bind_processor(conn.dialect)
-                if process is not None:
-                    values = [
-                        None
-                        if v is None
-                        else process(
-                            pd.Timestamp(v).to_pydatetime() if isinstance(v, datetime) else v
-                        )
-                        for v in clean[name]
-                    ]
-                    clean[name] = pd.Series(values, index=clean.index, dtype=object)
+    insert_rows(conn, table, list(frame.columns), clean.itertuples(index=False, name=None))
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: list[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert rows of plain values, in ``columns`` order: COPY on PostgreSQL, the driver's
+    executemany on SQLite.
+
+    Both bypass SQLAlchemy's per-value processing, which dominates at a million rows: JSON
+    columns are serialised here, and on SQLite times are stored as SQLAlchemy stores them
+    (naive UTC text, so comparisons still work); other values must already be what the column
+    stores.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    convert: dict[int, Callable[[Any], Any]] = {}
+    for index, name in enumerate(columns):
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            convert[index] = _json_text
+        elif sqlite and isinstance(column_type, UTCDateTime | Date):
+            process = column_type.bind_processor(conn.dialect)
+            if process is not None:
+                convert[index] = _stored_time(process)
+    if convert:
+        rows = (
+            tuple(convert[i](v) if i in convert else v for i, v in enumerate(row)) for row in rows
+        )
     raw = conn.connection.driver_connection
     assert raw is not None
     names = ", ".join(f'"{c}"' for c in columns)
-    rows = clean.itertuples(index=False, name=None)
     if conn.dialect.name == "postgresql":
         with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in rows:
@@ -244,6 +249,26 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
         return
     marks = ", ".join("?" for _ in columns)
     raw.cursor().executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _stored_time(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A time as SQLite stores it (pandas timestamps as plain datetimes first); a run of
+    equal times (a column set to one instant) is converted once."""
+    last: list[Any] = [object(), None]
+
+    def stored(value: Any) -> Any:
+        if value is None:
+            return None
+        if value is not last[0] and value != last[0]:
+            plain = pd.Timestamp(value).to_pydatetime() if isinstance(value, datetime) else value
+            last[0], last[1] = value, process(plain)
+        return last[1]
+
+    return stored
 
 
 def latest_list(conn: Connection, name: str) -> Row[Any]:

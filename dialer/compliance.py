@@ -531,9 +531,9 @@ class AbandonLedger:
         if span is not None and span[0] <= at < span[1]:
             return span[0]
         start = origin + ABANDON_PERIOD * ((at - origin) // ABANDON_PERIOD)
-        if origin.tzinfo is UTC and at.tzinfo is UTC:
-            # In UTC the period is exactly [start, start + ABANDON_PERIOD); other zones add by
-            # the wall clock, so only UTC spans are kept.
+        if origin.tzinfo is UTC:
+            # From a UTC origin the period is exactly [start, start + ABANDON_PERIOD); from
+            # another zone additions go by its wall clock, so only UTC spans are kept.
             self._span = (start, start + ABANDON_PERIOD)
         return start
 

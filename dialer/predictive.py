@@ -372,17 +372,16 @@ class PredictivePacer:
         origin = self._origin
         if self._period < 0 or origin is None:
             return bound
-        now = snap.now
-        end = self._period_end
-        if end is None or now.tzinfo is not UTC or origin.tzinfo is not UTC:
-            # (Aware UTC times, as the engine's clock gives: the period is [end - PERIOD, end)
-            # exactly; other zones add by the wall clock, so they take the division.)
-            if (now - origin) // PERIOD != self._period:
+        now, end = snap.now, self._period_end
+        if end is not None:
+            if not end - PERIOD <= now < end:
                 return 0  # a new period begins: the ledger trips until persons are counted
-            if now.tzinfo is UTC and origin.tzinfo is UTC:
-                self._period_end = origin + PERIOD * (self._period + 1)
-        elif not (end - PERIOD <= now < end):
+        elif (now - origin) // PERIOD != self._period:
             return 0
+        elif origin.tzinfo is UTC:
+            # From a UTC origin the period is exactly [end - PERIOD, end); from another zone
+            # additions go by its wall clock, so each decision takes the division.
+            self._period_end = origin + PERIOD * (self._period + 1)
         # Every line in flight (and the next one) could be abandoned: keep the period under
         # the cap even then, so the dispatcher's count rule never takes over.
         persons, abandons = self.period_persons, self.period_abandons

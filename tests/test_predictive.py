@@ -4,8 +4,9 @@ how its threshold moves, and its abandon probabilities against a Monte Carlo of 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -229,6 +230,20 @@ def test_a_new_period_starts_with_no_line_beyond_the_ready_psrs(now: datetime) -
     last = now + timedelta(days=30, microseconds=-1)  # the period's last instant
     assert pacer.lines_to_start(snapshot(last, ready=2, busy=busy)) > 2
     assert pacer.lines_to_start(snapshot(now + timedelta(days=30), ready=2, busy=busy)) == 2
+
+
+@pytest.mark.parametrize("month", [2, 10])  # first periods spanning the March, November change
+def test_a_period_from_an_origin_in_a_zone_with_dst_ends_where_its_arithmetic_says(
+    now: datetime, month: int
+) -> None:
+    origin = datetime(2026, month, 20, 9, tzinfo=ZoneInfo("America/Chicago"))
+    pacer = trained(now)
+    persons(pacer, origin, 2000)
+    busy = (400.0,) * 20
+    for hours in (0, 718.5, 719.5, 720.5, 721.5, 1, 719.5, 720.5):
+        at = (origin + timedelta(hours=hours)).astimezone(UTC)
+        new_period = (at - origin) // timedelta(days=30) != 0
+        assert (pacer.line_limit(snapshot(at, busy=busy)) == 0) is new_period
 
 
 def test_lambda_rises_when_served_falls_when_abandoned_and_holds_when_out_of_control(

@@ -4,7 +4,8 @@ Nothing is given to it: it learns from the pool's own calls the live-answer prob
 the distributions of time to a person (``D``) and to a non-live end (``F``), and of handle time
 (talk plus wrap-up, ``H``). ``p`` is the rate over the most recent lines since its last change
 (a maximum-likelihood change point, so a mid-day drop or rise is followed within a few hundred
-lines); the distributions are the most recent few thousand observations.
+lines), the lines read in the order they were placed (in the order they resolve, a burst of
+lines looks like a change); the distributions are the most recent few thousand observations.
 
 Decision. A line started now reaches a person after ``D`` (with probability ``p``). That person
 is served if, by ``D`` plus the grace, more PSRs are free than persons came before it:
@@ -48,6 +49,7 @@ Cost: one decision is two table gathers (busy PSRs and ringing lines, each ``n x
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -65,7 +67,7 @@ TARGET_SHARE = 0.90  # aim the abandonment at 90% of the cap, never over it
 GRACE_SECONDS = 2.0  # a person waits this long for a PSR (the safe-harbor rule)
 PERIOD = timedelta(days=30)  # the abandonment rate is measured per 30-day period
 
-MIN_LINES_SEEN = 100  # resolved lines before the model is trusted
+MIN_LINES_SEEN = 100  # settled lines (read by the live-answer rate) before it is trusted
 MIN_LIVE_SEEN = 20  # persons detected before the model is trusted
 MIN_HANDLES_SEEN = 20  # finished connects before the model is trusted
 
@@ -80,6 +82,7 @@ REFIT_HANDLES = 100  # handles between refits of the busy table
 REFIT_LINES = 200  # resolved lines between refits of the ring tables
 
 P_WINDOW = 3000  # most recent lines the live-answer rate is estimated from
+SETTLE = timedelta(seconds=30)  # a line placed this long ago has resolved (the ring timeout)
 P_CHANGE_LLR = 15.0  # log-likelihood ratio of "the rate changed here" over "it did not"
 P_CHANGE_CHECK = 25  # lines between change-point checks
 P_CHANGE_MIN = 30  # lines on each side of a change point
@@ -124,6 +127,14 @@ class _Samples:
 class _LiveRate:
     """The live-answer rate over the most recent lines since the last change of the rate.
 
+    Lines are read in the order they were placed, once every line placed as early has
+    resolved (``SETTLE`` later), not in the order they resolve: a line's outcome and
+    how long it takes are not independent (a fast failure ends in seconds, a person is detected
+    after about ten, an unanswered line rings out at the timeout), so the lines of a burst
+    resolve sorted by outcome, and read that way a burst of a hundred lines looks like the rate
+    falling to 0 and then rising. Lines placed at one instant are read with their persons
+    spread evenly among them, for the same reason.
+
     Every few lines it looks for the split of its window that best explains the outcomes as
     two rates (the maximum-likelihood change point); when that split is ``P_CHANGE_LLR`` times
     (in log) more likely than one rate, the lines before it are forgotten. A step from 30% to
@@ -133,17 +144,35 @@ class _LiveRate:
     def __init__(self) -> None:
         self.hits: deque[int] = deque(maxlen=P_WINDOW)
         self.count = 0  # sum of hits
+        self.settled = 0  # lines read so far
         self._since_check = 0
+        self._unsettled: list[tuple[datetime, int, bool]] = []  # a heap by placement time
+        self._seq = 0
 
     @property
     def value(self) -> float:
         return self.count / len(self.hits) if self.hits else 0.0
+
+    def observe(self, placed: datetime, live: bool, now: datetime) -> None:
+        """A line placed at ``placed`` resolved (a person or not) by ``now``."""
+        heapq.heappush(self._unsettled, (placed, self._seq, live))
+        self._seq += 1
+        heap, cutoff = self._unsettled, now - SETTLE
+        while heap and heap[0][0] <= cutoff:
+            at = heap[0][0]
+            group = []
+            while heap and heap[0][0] == at:
+                group.append(heapq.heappop(heap)[2])
+            persons = sum(group)
+            for index in range(len(group)):  # the group's persons spread evenly among it
+                self.add((index + 1) * persons // len(group) > index * persons // len(group))
 
     def add(self, live: bool) -> None:
         if len(self.hits) == P_WINDOW:
             self.count -= self.hits[0]
         self.hits.append(int(live))
         self.count += int(live)
+        self.settled += 1
         self._since_check += 1
         if self._since_check >= P_CHANGE_CHECK:
             self._since_check = 0
@@ -227,7 +256,7 @@ class PredictivePacer:
     def observe_line(self, ring_seconds: float, live: bool, at: datetime) -> None:
         """A line resolved: a person after ``ring_seconds``, or not."""
         self.lines_seen += 1
-        self.live_rate.add(live)
+        self.live_rate.observe(at - timedelta(seconds=ring_seconds), live, at)
         if live:
             self.live_seen += 1
             self.to_person.add(ring_seconds)
@@ -284,7 +313,7 @@ class PredictivePacer:
         stays so.)"""
         if not self._trusted:
             self._trusted = (
-                self.lines_seen >= MIN_LINES_SEEN
+                self.live_rate.settled >= MIN_LINES_SEEN
                 and self.live_seen >= MIN_LIVE_SEEN
                 and self.handles_seen >= MIN_HANDLES_SEEN
             )

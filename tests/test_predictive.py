@@ -51,11 +51,22 @@ def trained(
     """A pacer that has watched ``lines`` resolved lines and ``handles`` connects of S2."""
     pacer = PredictivePacer()
     world = World(seed=7, p=p)
-    for live, seconds in zip(*world.lines(lines), strict=True):
-        pacer.observe_line(float(seconds), bool(live), now)
+    resolve(pacer, *world.lines(lines), until=now)
     for seconds in world.handles(handles):
         pacer.observe_handle(float(seconds), now)
     return pacer
+
+
+def resolve(
+    pacer: PredictivePacer, live: NDArray[np.bool_], seconds: Floats, *, until: datetime
+) -> None:
+    """Lines placed a second apart, resolving after ``seconds``; the last one placed a minute
+    before ``until``, so that every one has settled by then."""
+    placed = until - timedelta(seconds=60 + len(live))
+    ends = [placed + timedelta(seconds=i + float(s)) for i, s in enumerate(seconds)]
+    for end, is_live, ring in sorted(zip(ends, live, seconds, strict=True)):
+        pacer.observe_line(float(ring), bool(is_live), end)
+    pacer.observe_line(0.0, False, until)  # (a line at ``until`` settles the rest)
 
 
 def persons(pacer: PredictivePacer, at: datetime, served: int, abandoned: int = 0) -> None:
@@ -92,8 +103,7 @@ def test_it_follows_a_change_of_the_answer_rate_within_a_few_hundred_lines(
 ) -> None:
     pacer = trained(now, p=before)
     later = World(seed=8, p=after)
-    for live, seconds in zip(*later.lines(300), strict=True):
-        pacer.observe_line(float(seconds), bool(live), now)
+    resolve(pacer, *later.lines(300), until=now + timedelta(hours=1))
 
     assert abs(pacer.p - after) < within
 
@@ -196,6 +206,27 @@ def test_its_abandon_probability_matches_a_monte_carlo_of_the_world_it_learned(
     model = pacer.marginal(snapshot(now, ready=ready, busy=busy, ringing=ringing))
 
     assert model == pytest.approx(simulated, abs=0.04)
+
+
+def test_a_burst_resolving_sorted_by_outcome_does_not_move_the_live_answer_rate(
+    now: datetime,
+) -> None:
+    # A shift starts: 300 lines placed at once resolve failures first, then persons, then the
+    # unanswered ones at the ring-out, a run of about a hundred. Read in that order the rate
+    # "changes" to 0 (and a pacer sure nobody answers dials without limit).
+    pacer = trained(now)
+    start = now + timedelta(hours=1)
+    live, seconds = World(seed=9).lines(300)
+    for index in sorted(range(300), key=lambda i: seconds[i]):
+        pacer.observe_line(
+            float(seconds[index]),
+            bool(live[index]),
+            start + timedelta(seconds=float(seconds[index])),
+        )
+        assert abs(pacer.p - 0.3) < 0.03
+    pacer.observe_line(5.0, False, start + timedelta(minutes=2))  # the burst has settled
+
+    assert abs(pacer.p - 0.3) < 0.03
 
 
 # -- budget and control ------------------------------------------------------------------------

@@ -337,6 +337,8 @@ def rolling_cap_clears_at(
     those attempts sorted, it clears once the ``k - n + 1``-th of the ``k`` recent ones is
     ``h`` hours old, leaving ``n - 1`` in the window.
     """
+    if not attempts:  # every cap allows at least one call
+        return None
     ordered = sorted(attempts)
     clears: datetime | None = None
     for cap in caps:
@@ -364,6 +366,8 @@ def phone_cap_clears_at(
     consent and do not apply to it, but a state's own cap (e.g. 3 calls in 24 hours) counts
     every call and still does (the most restrictive reading).
     """
+    if not attempts:  # (a phone never called: most dials)
+        return None
     caps = most_restrictive_caps(rules, states, federal=not requested)
     return rolling_cap_clears_at(attempts, caps, now)
 

@@ -36,6 +36,7 @@ from dialer.store.models import (
 )
 
 HISTORY_DAYS = 8  # phone attempts kept in view: the longest cap window is 7 days
+_HISTORY = timedelta(days=HISTORY_DAYS)
 FLUSH_ROWS = 500  # queued writes that ride along with the next launch
 FLUSH_SECONDS = 5.0  # the longest a queued write waits for a flush
 
@@ -357,16 +358,20 @@ class EngineStore:
         if not launches:
             return []
         fast = self.fast
-        with fast.transaction():
+        lease = timedelta(seconds=lease_seconds)
+        renew_sql, node = self._renew_sql, self.node
+        # One transaction (not the transaction() context manager: this runs for every call).
+        fast.begin()
+        try:
             if self._pending >= FLUSH_ROWS:
                 self._write_pending()
-            since = min(launch.started_at for launch in launches) - timedelta(days=HISTORY_DAYS)
+            since = min(launch.started_at for launch in launches) - _HISTORY
             calls = self._recent_calls([launch.entry.phone for launch in launches], since)
             results: list[Launched] = []
             for launch in launches:
                 entry = launch.entry
-                until = launch.started_at + timedelta(seconds=lease_seconds)
-                if not fast.execute(self._renew_sql, [until, entry.household_id, self.node]):
+                until = launch.started_at + lease
+                if not fast.execute(renew_sql, [until, entry.household_id, node]):
                     results.append(Launched(None, lease_lost=True))
                     continue
                 history = calls[entry.phone or ""]
@@ -385,6 +390,10 @@ class EngineStore:
                 entry.phone_attempts = list(history)
                 history.append(launch.started_at)
                 results.append(Launched(int(found[0][0])))
+            fast.commit()
+        except BaseException:
+            fast.rollback()
+            raise
         return results
 
     def _retired(self, phone: str | None) -> bool:

@@ -28,6 +28,8 @@ class FastPath:
     def __init__(self, engine: Engine) -> None:
         self.sqlite = engine.dialect.name == "sqlite"
         self.connection = engine.raw_connection()
+        # The driver's own connection: the pool's proxy costs a call on every cursor.
+        self.driver: Any = self.connection.driver_connection
         self.mark = "?" if self.sqlite else "%s"
         # Times adapted lately: the same instant is written several times (a launch's start,
         # its events, the PSR states and outcomes around it; an event's time again among the
@@ -71,8 +73,11 @@ class FastPath:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; rows when it returns any."""
         adapt = self.adapt
-        cursor = self.connection.cursor()
-        cursor.execute(sql, [v if v.__class__ in _PLAIN else adapt(v) for v in params])
+        values = [v if v.__class__ in _PLAIN else adapt(v) for v in params]
+        if self.sqlite:  # sqlite3 rows are tuples, and a statement without rows fetches none
+            return self.driver.execute(sql, values).fetchall()  # type: ignore[no-any-return]
+        cursor = self.driver.cursor()
+        cursor.execute(sql, values)
         rows = cursor.fetchall() if cursor.description else []
         cursor.close()
         return [tuple(row) for row in rows]
@@ -80,7 +85,7 @@ class FastPath:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows."""
         adapt = self.adapt
-        cursor = self.connection.cursor()
+        cursor = self.driver.cursor()
         cursor.executemany(
             sql, [[v if v.__class__ in _PLAIN else adapt(v) for v in row] for row in rows]
         )
@@ -100,11 +105,11 @@ class FastPath:
     def begin(self) -> None:
         """Start a transaction (SQLite connections are in autocommit mode until told so)."""
         if self.sqlite:
-            self.connection.cursor().execute("BEGIN")
+            self.driver.execute("BEGIN")
 
     def commit(self) -> None:
         """Commit the current transaction."""
-        self.connection.commit()
+        self.driver.commit()
 
     def rollback(self) -> None:
         """Roll the current transaction back."""

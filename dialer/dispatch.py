@@ -111,6 +111,9 @@ class Pool:
     lines: set[int] = field(default_factory=set)  # unreserved lines not yet resolved
     waiting: deque[int] = field(default_factory=deque)  # persons waiting for a PSR
     empty_until: datetime | None = None
+    # When its pacer's last answer goes stale (its repace_seconds after that decision); None
+    # until its first decision, or when the pacer needs no re-pacing.
+    repace_at: datetime | None = None
 
 
 @dataclass
@@ -167,6 +170,7 @@ class Dispatcher:
         self._roster: dict[PoolKey, tuple[int, int, int, list[int]]] = {}
         self._now: datetime | None = None  # the last instant micros() was taken of
         self._now_us = 0
+        self._repaced: list[Pool] = []  # pools whose pacer's answer goes stale with time
 
     # Set-up --------------------------------------------------------------------------------
 
@@ -196,7 +200,10 @@ class Dispatcher:
                 counting="all" if counting == "all" else "idle",
                 max_abandon_rate=campaign.dialing.max_abandon_rate,
             )
-            self.pools[(campaign.name, language)] = Pool((campaign.name, language), info, pacer)
+            pool = Pool((campaign.name, language), info, pacer)
+            self.pools[pool.key] = pool
+            if pacer.repace_seconds is not None:
+                self._repaced.append(pool)
         for row in self.store.open_callbacks(info.id):
             self._add_callback(
                 CallbackDue(row.id, campaign.name, row.household_id, row.agent_id, row.due_at)
@@ -329,16 +336,20 @@ class Dispatcher:
         heapq.heappush(self._timers, (when, next(self._seq), kind, ref))
 
     def next_deadline(self) -> datetime | None:
-        """When :meth:`tick` must run next (None: nothing pending): the next timer, or, while
-        calls are in progress, the next upkeep (their leases must be renewed)."""
-        timer = self._timers[0][0] if self._timers else None
-        if (
-            self.lines
-            and self._upkeep_at is not None
-            and (timer is None or self._upkeep_at < timer)
-        ):
-            return self._upkeep_at
-        return timer
+        """When :meth:`tick` must run next (None: nothing pending): the next timer; while
+        calls are in progress, the next upkeep (their leases must be renewed); and while a
+        pool with PSRs is open under a pacer whose answer goes stale with time (its
+        ``repace_seconds``), the moment its last decision does."""
+        soonest = self._timers[0][0] if self._timers else None
+        upkeep = self._upkeep_at if self.lines else None
+        if upkeep is not None and (soonest is None or upkeep < soonest):
+            soonest = upkeep
+        for pool in self._repaced:
+            if pool.key in self._members and self.campaigns[pool.key[0]].open:
+                at = pool.repace_at or self.clock.now()
+                if soonest is None or at < soonest:
+                    soonest = at
+        return soonest
 
     def tick(self) -> None:
         """Run every timer due by now, then dispatch."""
@@ -434,6 +445,9 @@ class Dispatcher:
         )
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
+        repace = pool.pacer.repace_seconds
+        if repace is not None:
+            pool.repace_at = self.clock.now() + timedelta(seconds=repace)
         if pool.key not in self._members:
             return  # nobody to pace for
         snap = self._snapshot(pool)

@@ -43,6 +43,10 @@ class Pacer(Protocol):
 
     mode: str
     reserves: bool  # True: each line is reserved for one ready PSR
+    # How long its answer may stand while nothing happens (seconds): the dispatcher paces the
+    # pool again that long after its last decision (see Dispatcher.next_deadline). None: the
+    # answer changes only on events (a line resolves, a PSR frees up), which pace at once.
+    repace_seconds: float | None
 
     def lines_to_start(self, snap: PoolSnapshot) -> int:
         """How many new lines to start now."""
@@ -79,6 +83,7 @@ class ProgressivePacer(_NoLearning):
 
     mode = "progressive"
     reserves = True
+    repace_seconds: float | None = None
 
     def lines_to_start(self, snap: PoolSnapshot) -> int:
         """Every ready PSR gets a line, counting unreserved lines already in flight (left from
@@ -97,6 +102,7 @@ class RatioPacer(_NoLearning):
 
     mode = "ratio"
     reserves = False
+    repace_seconds: float | None = None
 
     def __init__(self, ratio: float) -> None:
         if ratio < 1.0:
@@ -120,10 +126,15 @@ class AdaptivePacer:
     minute's answers were dropped; when the day's drop rate is over ``target`` it resets the
     level to 1.0. Calls kept in progress = level x counted PSRs, where ``counting`` is ``idle``
     (ready PSRs) or ``all`` (every logged-in PSR, VICIdial's default).
+
+    Like VICIdial's, it runs on a fixed clock: whoever drives the dispatcher ticks it every
+    second (``dialer simulate``: the scenario's ``tick_seconds``), besides the events; each
+    decision is one of its samples.
     """
 
     mode = "adaptive"
     reserves = False
+    repace_seconds: float | None = None  # driven by that fixed clock
 
     def __init__(
         self,

@@ -212,6 +212,11 @@ class PredictivePacer:
 
     mode = "predictive"
     reserves = False
+    # Its outlook changes as calls age (a busy PSR nears the end of a call, a ringing line
+    # nears its answer), so a decision goes stale with nothing happening: the pool is paced
+    # again 2 s after its last decision, or at once on an event. Pacing every second instead
+    # measured the same occupancy and abandonment on S2 and S3 with a third more decisions.
+    repace_seconds: float | None = 2.0
 
     def __init__(self, *, max_abandon_rate: float = 0.03) -> None:
         self.cap = max_abandon_rate

@@ -113,7 +113,7 @@ class Scenario(Strict):
         "wrong_number": 0.05,
         "do_not_call": 0.05,
     }
-    tick_seconds: float = Field(1.0, gt=0)
+    tick_seconds: float = Field(1.0, gt=0)  # the adaptive baseline's fixed clock
     preview_seconds: float = Field(10.0, ge=0)  # a PSR's look at a previewed entry
 
     @property
@@ -331,7 +331,9 @@ class Simulation:
         self.dispatcher.campaigns[self.campaign.name].open = True
         self.loop.push(end, CLOSE, "close")
         mode = self.dispatcher.pools[(self.campaign.name, "en")].pacer.mode
-        if mode in ("predictive", "adaptive"):
+        if mode == "adaptive":
+            # The baseline's fixed clock; the predictive pacer is paced again through the
+            # dispatcher's own deadline (next_deadline), as it would be live.
             self.loop.every(start, end, self.scenario.tick_seconds)
         self.loop.run()
 

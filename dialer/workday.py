@@ -55,7 +55,7 @@ DISPOSITIONS: dict[str, dict[str, float]] = {
     },
 }
 CALLBACK_AFTER = timedelta(hours=2)
-TICK_SECONDS = 2.0
+TICK_SECONDS = 2.0  # the adaptive baseline's clock (the predictive pacer keeps its own)
 
 
 def callee_model(rate: float = 0.28) -> CalleeModel:
@@ -153,7 +153,8 @@ def run_workday(
 
     loop.handlers.update(login=login, logout=dispatcher.logout, close=close)
     loop.push(end, CLOSE, "close")
-    loop.every(start, end, TICK_SECONDS)
+    if any(pool.pacer.mode == "adaptive" for pool in dispatcher.pools.values()):
+        loop.every(start, end, TICK_SECONDS)  # that baseline's fixed clock (see AdaptivePacer)
     loop.run()
     store.flush()
     return summarise(engine, campaigns, dispatcher, workday)

@@ -917,6 +917,46 @@ def test_a_new_campaign_dials_progressively_until_its_ledger_allows_dialing_ahea
     ]
 
 
+def test_a_predictive_pool_is_paced_again_2_seconds_after_its_last_decision(
+    floor: Floor,
+) -> None:
+    floor.patients("1", "2", "3")
+    campaign = floor.campaign(dialing={"mode": "predictive"})
+    floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    assert dispatcher.next_deadline() is None  # no PSR: nothing to pace for
+    floor.psr(dispatcher, "Ana")
+    (first,) = floor.calls  # one safe line while the pacer has seen nothing
+    paced = floor.clock.now()
+    assert dispatcher.next_deadline() == paced + timedelta(seconds=2)
+    floor.clock.advance_to(paced + timedelta(seconds=1))
+    floor.report(first[0], "ringing")  # progress only: no decision
+    assert dispatcher.next_deadline() == paced + timedelta(seconds=2)
+    floor.clock.advance_to(paced + timedelta(seconds=1.5))
+    floor.report(first[0], "no_answer")  # the line resolved: paced at once, and again 2 s on
+    assert dispatcher.next_deadline() == paced + timedelta(seconds=3.5)
+    floor.clock.advance_to(paced + timedelta(seconds=3.5))
+    dispatcher.tick()
+    assert dispatcher.next_deadline() == paced + timedelta(seconds=5.5)
+    assert [at for _, _, at in floor.calls] == [paced, paced + timedelta(seconds=1.5)]
+    dispatcher.close_campaign(campaign.name)
+    # Closed: not paced any more; only the upkeep of the call still in progress is due.
+    assert dispatcher.next_deadline() == START + timedelta(seconds=SETTINGS.upkeep_seconds)
+
+
+def test_a_progressive_pool_is_paced_on_events_only(floor: Floor) -> None:
+    floor.patients("1")
+    campaign = floor.campaign()
+    floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    floor.psr(dispatcher, "Ana")
+    ((attempt_id, _, _),) = floor.calls
+    floor.report(attempt_id, "no_answer")  # nothing in progress, no timer: nothing to wait for
+    assert dispatcher.next_deadline() is None
+
+
 def test_a_spanish_person_waits_for_a_spanish_speaker_never_an_english_only_psr(
     floor: Floor,
 ) -> None:

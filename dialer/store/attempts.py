@@ -666,8 +666,22 @@ class EngineStore:
         attempts were ended."""
         self.flush()
         since = now - timedelta(hours=SWEEP_HOURS)
+        if not self._open_attempts(campaign_id, since) - in_progress:
+            return 0  # the usual case: this node's own calls are all that is open
         with self.engine.begin() as conn:
             return self._end_orphans(conn, campaign_id, now, keep=in_progress, since=since)
+
+    def _open_attempts(self, campaign_id: int, since: datetime) -> set[int]:
+        """The campaign's attempts started since ``since`` and not ended (plain SQL through
+        the partial index of open attempts, without a lock: a sweep runs every few minutes,
+        and one that finds more than this node's calls reads them again under its locks)."""
+        fast = self.fast
+        rows = fast.execute(
+            f"SELECT id FROM attempts WHERE campaign_id = {fast.mark} AND ended_at IS NULL "
+            f"AND started_at >= {fast.mark}",
+            [campaign_id, since],
+        )
+        return {int(row[0]) for row in rows}
 
     def _end_orphans(
         self,

@@ -6,6 +6,7 @@ on stderr and exits 1; click's usage errors exit 2.
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,37 @@ from dialer import __version__
 from dialer.cli.app import App, settings_help
 from dialer.errors import DialerError
 
+# Every command, and the modules of dialer.cli that define it (the first one defines it; the
+# others add subcommands to it). A command's modules are imported when it is used or listed:
+# importing every command's libraries (pandas, matplotlib, the importers) took about two
+# seconds, which each command paid before it started.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "campaign": ("campaigns",),
+    "demo": ("demo",),
+    "dnc": ("dnc",),
+    "export": ("reports",),
+    "import": ("imports",),
+    "init": ("store",),
+    "lists": ("lists",),
+    "report": ("reports", "report_pages"),
+    "simulate": ("simulate",),
+}
+
 
 class DialerGroup(click.Group):
-    """A click group that turns user-facing errors into a message and exit status 1."""
+    """A click group that loads its commands when they are needed (:data:`COMMAND_MODULES`)
+    and turns user-facing errors into a message and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMAND_MODULES:
+            modules = [import_module(f"dialer.cli.{name}") for name in COMMAND_MODULES[cmd_name]]
+            command = next(c for c in modules[0].COMMANDS if c.name == cmd_name)
+            self.add_command(command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,27 +80,6 @@ def cli(ctx: click.Context, database_url: str | None, campaigns_dir: Path | None
     Then:        dialer lists show hygiene-recall --limit 10
     """
     ctx.obj = App(database_url=database_url, campaigns_dir=campaigns_dir)
-
-
-def _register() -> None:
-    from dialer.cli import (
-        campaigns,
-        demo,
-        dnc,
-        imports,
-        lists,
-        report_pages,
-        reports,
-        simulate,
-        store,
-    )
-
-    for module in (demo, store, imports, campaigns, lists, dnc, simulate, reports, report_pages):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

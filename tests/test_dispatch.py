@@ -1189,6 +1189,25 @@ def test_ending_an_orphaned_call_leaves_a_household_dialed_since_as_it_is(floor:
     assert floor.household(households["2"])["next_attempt_at"] == restart  # due again now
 
 
+def test_the_periodic_sweep_leaves_no_transaction_open(floor: Floor) -> None:
+    """The upkeep's sweep reads the open attempts on the engine's own connection; left open,
+    its transaction would hold PostgreSQL locks (and block a schema change) until the next
+    launch."""
+    floor.patients("1")
+    campaign = floor.campaign()
+    floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    floor.psr(dispatcher, "Ana")
+    assert len(floor.calls) == 1  # ringing through the sweep
+    floor.advance(START + timedelta(seconds=SETTINGS.upkeep_seconds))
+    driver = dispatcher.store.fast.driver
+    if dispatcher.store.fast.sqlite:
+        assert not driver.in_transaction
+    else:
+        assert driver.info.transaction_status.name == "IDLE"
+
+
 @pytest.mark.parametrize("node", ["local", "new-host"])
 def test_a_restarted_dispatcher_reconciles_the_calls_left_in_progress(
     floor: Floor, node: str

@@ -676,11 +676,12 @@ class EngineStore:
         the partial index of open attempts, without a lock: a sweep runs every few minutes,
         and one that finds more than this node's calls reads them again under its locks)."""
         fast = self.fast
-        rows = fast.execute(
-            f"SELECT id FROM attempts WHERE campaign_id = {fast.mark} AND ended_at IS NULL "
-            f"AND started_at >= {fast.mark}",
-            [campaign_id, since],
-        )
+        with fast.transaction():  # (PostgreSQL: not left idle in a transaction, holding locks)
+            rows = fast.execute(
+                f"SELECT id FROM attempts WHERE campaign_id = {fast.mark} AND ended_at IS NULL "
+                f"AND started_at >= {fast.mark}",
+                [campaign_id, since],
+            )
         return {int(row[0]) for row in rows}
 
     def _end_orphans(

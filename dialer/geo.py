@@ -13,7 +13,6 @@ from zoneinfo import available_timezones
 import pandas as pd
 import phonenumbers
 import zipcodes
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA
 
@@ -122,6 +121,10 @@ def _state_for_prefix(prefix: str, e164: str) -> str | None:
 
 
 def _lookup_state(e164: str) -> str | None:
+    # Imported here: the geocoding data takes about 0.4 s to load, which every command that
+    # imports this module would pay whether or not it reads a number's state.
+    from phonenumbers import geocoder
+
     description = geocoder.description_for_number(phonenumbers.parse(e164), "en")
     tail = description.rsplit(", ", 1)[-1]
     if len(tail) == 2 and tail.isupper():

@@ -50,6 +50,16 @@ RECENT_CALLS = 2000  # ended calls kept for late provider reports
 _READY, _RESERVED = AgentState.ready, AgentState.reserved
 
 
+def _pacing_class(state: AgentState) -> int:
+    """What a pacer sees of a PSR's state: ready, reserved, busy (talking or wrapping up, since
+    their connect), or none of those."""
+    if state is _READY:
+        return 0
+    if state is _RESERVED:
+        return 1
+    return 2 if state in BUSY else 3
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Knobs of the dialing loop (documented defaults)."""
@@ -114,6 +124,8 @@ class Pool:
     # When its pacer's last answer goes stale (its repace_seconds after that decision); None
     # until its first decision, or when the pacer needs no re-pacing.
     repace_at: datetime | None = None
+    # The dispatcher's count of changes (Dispatcher._changes) its pacer last decided on.
+    paced_change: int = -1
 
 
 @dataclass
@@ -171,6 +183,10 @@ class Dispatcher:
         self._now: datetime | None = None  # the last instant micros() was taken of
         self._now_us = 0
         self._repaced: list[Pool] = []  # pools whose pacer's answer goes stale with time
+        # Changes to what pacers read (PSR states as a pacer sees them, allocation, lines in
+        # flight, persons waiting, what a pacer or the ledger learned), counted: a pacer whose
+        # answer goes stale with time is asked again when this moves or its answer is stale.
+        self._changes = 0
 
     # Set-up --------------------------------------------------------------------------------
 
@@ -275,8 +291,10 @@ class Dispatcher:
         attempt_id: int | None = None,
     ) -> None:
         now = self.clock.now()
+        if _pacing_class(agent.state) != _pacing_class(state):
+            self._roster.clear()
+            self._changes += 1
         agent.state, agent.since = state, now
-        self._roster.clear()
         agent.pause_reason = reason if state is AgentState.paused else None
         self.store.note_agent_state(
             agent.id, state.value, now, reason=reason, attempt_id=attempt_id
@@ -320,6 +338,7 @@ class Dispatcher:
                 members.setdefault(agent.pool, []).append(agent)
         self._members = members
         self._roster.clear()
+        self._changes += 1
 
     def campaign_of(self, attempt_id: int | None) -> CampaignModel | None:
         """The campaign of a call in progress or in wrap-up."""
@@ -447,7 +466,15 @@ class Dispatcher:
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
         repace = pool.pacer.repace_seconds
         if repace is not None:
-            pool.repace_at = self.clock.now() + timedelta(seconds=repace)
+            # A pacer whose answer goes stale with time is asked again when anything it reads
+            # has changed since its last answer, or when that answer is stale; in between it
+            # would give the same answer. (Every other pacer is asked on every dispatch.)
+            now = self.clock.now()
+            changes = self._changes
+            if pool.paced_change == changes and pool.repace_at and now < pool.repace_at:
+                return
+            pool.repace_at = now + timedelta(seconds=repace)
+            pool.paced_change = changes
         if pool.key not in self._members:
             return  # nobody to pace for
         snap = self._snapshot(pool)
@@ -704,6 +731,7 @@ class Dispatcher:
             self._set_state(owner, AgentState.reserved, attempt_id=attempt_id)
         else:
             pool.lines.add(attempt_id)
+            self._changes += 1
         entry.phone_attempts.append(now)
         entry.household_attempts.append(now)
         self.store.note_household(
@@ -769,6 +797,7 @@ class Dispatcher:
         placed = line.call.placed_at or now
         self.pools[line.pool].pacer.observe_line((now - placed).total_seconds(), live, now)
         self.pools[line.pool].lines.discard(line.call.attempt_id)
+        self._changes += 1
 
     def _person(self, line: Line) -> None:
         self._observe(line, True)
@@ -782,6 +811,7 @@ class Dispatcher:
             self._command(line, Command.bridge, agent.id)
             return
         pool.waiting.append(line.call.attempt_id)
+        self._changes += 1
         detected = line.call.person_detected_at or self.clock.now()
         self._at(
             detected + timedelta(seconds=self.settings.grace_seconds), "grace", line.call.attempt_id
@@ -806,6 +836,7 @@ class Dispatcher:
         for pool in pools:
             while pool.waiting:
                 attempt_id = pool.waiting.popleft()
+                self._changes += 1
                 line = self.lines.get(attempt_id)
                 if line is not None and line.call.status is CallStatus.person:
                     self._command(line, Command.bridge, agent.id)
@@ -818,6 +849,7 @@ class Dispatcher:
         pool = self.pools[line.pool]
         if attempt_id in pool.waiting:
             pool.waiting.remove(attempt_id)
+            self._changes += 1
         self._command(line, Command.abandon)
 
     def _bridged(self, line: Line) -> None:
@@ -834,6 +866,7 @@ class Dispatcher:
         detected = line.call.person_detected_at or self.clock.now()
         self.campaigns[line.pool[0]].ledger.record(detected, abandoned)
         self.pools[line.pool].pacer.observe_abandon(abandoned, detected)
+        self._changes += 1
 
     def _safe_harbor(self, line: Line) -> None:
         self._record_person(line, abandoned=True)
@@ -886,12 +919,16 @@ class Dispatcher:
         outcome = call.outcome or Outcome.failed
         if outcome in (Outcome.no_answer, Outcome.busy, Outcome.failed):
             self._observe(line, False)
-        self.pools[line.pool].lines.discard(call.attempt_id)
+        lines = self.pools[line.pool].lines
+        if call.attempt_id in lines:
+            lines.discard(call.attempt_id)
+            self._changes += 1
         self._release_reservation(line)
         if outcome is Outcome.abandoned and call.status is CallStatus.ended:
             pool = self.pools[line.pool]
             if call.attempt_id in pool.waiting:  # hung up inside the grace, unserved
                 pool.waiting.remove(call.attempt_id)
+                self._changes += 1
                 self._record_person(line, abandoned=True)
         self.store.note_attempt(
             call.attempt_id,
@@ -952,6 +989,7 @@ class Dispatcher:
         self.pools[line.pool].pacer.observe_handle(
             (now - (line.call.bridged_at or now)).total_seconds(), now
         )
+        self._changes += 1
         agent = self.agents.get(agent_id)
         if agent is not None:
             self._free_agent(agent)

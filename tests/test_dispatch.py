@@ -945,6 +945,31 @@ def test_a_predictive_pool_is_paced_again_2_seconds_after_its_last_decision(
     assert dispatcher.next_deadline() == START + timedelta(seconds=SETTINGS.upkeep_seconds)
 
 
+def test_a_predictive_pool_is_paced_at_once_only_when_something_it_reads_changed(
+    floor: Floor,
+) -> None:
+    """A PSR's hang-up (talking to wrapping up) changes nothing the pacer reads: its last
+    answer stands until it goes stale. The PSR's disposition frees them: paced at once."""
+    floor.patients("1", "2", "3")
+    campaign = floor.campaign(dialing={"mode": "predictive"})
+    floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    ana = floor.psr(dispatcher, "Ana")
+    (first,) = floor.calls
+    floor.clock.advance_to(START + timedelta(seconds=1))
+    floor.answer(first[0])  # bridged to Ana: her state and the lines changed, paced at once
+    bridged = floor.clock.now()
+    assert dispatcher.next_deadline() == bridged + timedelta(seconds=2)
+    floor.clock.advance_to(bridged + timedelta(seconds=1))
+    floor.report(first[0], "hangup")  # Ana wraps up: still busy since the same connect
+    assert dispatcher.next_deadline() == bridged + timedelta(seconds=2)
+    floor.clock.advance_to(bridged + timedelta(seconds=1.5))
+    dispatcher.dispose(ana, Disposition.declined)  # Ana is ready again: paced at once
+    assert dispatcher.next_deadline() == bridged + timedelta(seconds=3.5)
+    assert [at for _, _, at in floor.calls] == [START, bridged + timedelta(seconds=1.5)]
+
+
 def test_a_progressive_pool_is_paced_on_events_only(floor: Floor) -> None:
     floor.patients("1")
     campaign = floor.campaign()

@@ -96,6 +96,7 @@ IN_CONTROL_SECONDS = 5.0  # persons count for the controller if it decided this 
 MAX_LINES_PER_PSR = 15  # sanity bound: unreserved lines per logged-in PSR
 _PER_STEP = 1 / RING_STEP
 _RING_END = RING_GRID * RING_STEP  # rung this long or longer: the table's last row
+_RING_ROW0 = HANDLE_GRID + 1  # the ringing-line rows' first row in the joint table
 
 
 class _Samples:
@@ -238,6 +239,8 @@ class PredictivePacer:
         # by each horizon).
         self._busy: FloatArray = np.zeros((HANDLE_GRID + 1, 3 * K))
         self._ring: FloatArray = np.zeros((RING_GRID + 1, 3 * K))
+        # Both, one above the other (_RING_ROW0 on): a decision gathers its rows in one take.
+        self._table: FloatArray = np.zeros((_RING_ROW0 + RING_GRID + 1, 3 * K))
         self._empty: FloatArray = np.zeros(3 * K)
         self._new_q: list[float] = [0.0] * K
         self._new_v: list[float] = [0.0] * K
@@ -370,6 +373,7 @@ class PredictivePacer:
             first = int(np.argmax(thin))
             q[first:] = q[max(0, first - 1)]
         self._busy = _cumulants(q)
+        self._table = np.concatenate([self._busy, self._ring])
 
     def _fit_rings(self) -> None:
         self._since_lines = 0
@@ -389,6 +393,7 @@ class PredictivePacer:
             0.0,
         )
         self._ring = _cumulants(np.clip(q, 0.0, 1.0), persons=True)
+        self._table = np.concatenate([self._busy, self._ring])
         levels = (np.arange(K, dtype=np.float64) + 0.5) / K
         new = _cumulants(p * levels, persons=True)
         # Kept as (positive) per-line amounts: each line started subtracts them.
@@ -453,20 +458,17 @@ class PredictivePacer:
         """The cumulants of (free PSRs - persons before a new line's person) at each of the K
         horizons, and its bounds."""
         busy, ringing = snap.busy_elapsed, snap.ringing_elapsed
-        # Row of a busy PSR: whole seconds on the call; of a ringing line: half-seconds rung;
-        # both capped at the end of their table (and a clock stepped back, making an elapsed
-        # time negative, reads row 0). The indices are built in Python: for a few dozen values
-        # that is cheaper than NumPy's conversions. (np.add.reduce is ndarray.sum without its
-        # Python wrapper: this runs every second.)
-        total = self._empty
-        if busy:
-            rows = [HANDLE_GRID if e >= HANDLE_GRID else int(e) if e > 0 else 0 for e in busy]
-            total = _add(self._busy.take(rows, axis=0), axis=0)
-        if ringing:
-            rows = [
-                RING_GRID if r >= _RING_END else int(r * _PER_STEP) if r > 0 else 0 for r in ringing
-            ]
-            total = total + _add(self._ring.take(rows, axis=0), axis=0)
+        # Row of a busy PSR: whole seconds on the call; of a ringing line: half-seconds rung,
+        # below the busy rows; both capped at the end of their table (and a clock stepped
+        # back, making an elapsed time negative, reads the first row). The indices are built
+        # in Python: for a few dozen values that is cheaper than NumPy's conversions.
+        # (np.add.reduce is ndarray.sum without its Python wrapper: this runs every decision.)
+        rows = [HANDLE_GRID if e >= HANDLE_GRID else int(e) if e > 0 else 0 for e in busy]
+        rows += [
+            _RING_ROW0 + (RING_GRID if r >= _RING_END else int(r * _PER_STEP) if r > 0 else 0)
+            for r in ringing
+        ]
+        total = _add(self._table.take(rows, axis=0), axis=0) if rows else self._empty
         values: list[float] = total.tolist()
         base = snap.ready - snap.waiting - 0.5  # with the continuity correction
         return _Sums(

@@ -143,16 +143,26 @@ class _LiveRate:
     """
 
     def __init__(self) -> None:
-        self.hits: deque[int] = deque(maxlen=P_WINDOW)
-        self.count = 0  # sum of hits
+        # The window's outcomes (1: a person) are _hits[_start:_end]: a buffer twice the
+        # window, slid back to its front when full, so a change-point check reads them as an
+        # array instead of converting a few thousand Python ints each time.
+        self._hits = np.zeros(2 * P_WINDOW, dtype=np.int8)
+        self._start = self._end = 0
+        self.count = 0  # persons in the window
         self.settled = 0  # lines read so far
         self._since_check = 0
         self._unsettled: list[tuple[datetime, int, bool]] = []  # a heap by placement time
         self._seq = 0
 
     @property
+    def lines(self) -> int:
+        """Lines in the window the rate is read from."""
+        return self._end - self._start
+
+    @property
     def value(self) -> float:
-        return self.count / len(self.hits) if self.hits else 0.0
+        lines = self._end - self._start
+        return self.count / lines if lines else 0.0
 
     def observe(self, placed: datetime, live: bool, now: datetime) -> None:
         """A line placed at ``placed`` resolved (a person or not) by ``now``."""
@@ -169,9 +179,16 @@ class _LiveRate:
                 self.add((index + 1) * persons // len(group) > index * persons // len(group))
 
     def add(self, live: bool) -> None:
-        if len(self.hits) == P_WINDOW:
-            self.count -= self.hits[0]
-        self.hits.append(int(live))
+        hits = self._hits
+        if self._end == len(hits):
+            kept = self._end - self._start
+            hits[:kept] = hits[self._start : self._end]
+            self._start, self._end = 0, kept
+        if self._end - self._start == P_WINDOW:
+            self.count -= int(hits[self._start])
+            self._start += 1
+        hits[self._end] = live
+        self._end += 1
         self.count += int(live)
         self.settled += 1
         self._since_check += 1
@@ -180,10 +197,10 @@ class _LiveRate:
             self._forget_before_a_change()
 
     def _forget_before_a_change(self) -> None:
-        n = len(self.hits)
+        n = self._end - self._start
         if n < 2 * P_CHANGE_MIN:
             return
-        cumulative = np.cumsum(np.asarray(self.hits, dtype=np.float64))
+        cumulative = np.cumsum(self._hits[self._start : self._end], dtype=np.float64)
         split = np.arange(P_CHANGE_MIN, n - P_CHANGE_MIN + 1)
         before = cumulative[split - 1]
         after = cumulative[-1] - before
@@ -194,9 +211,8 @@ class _LiveRate:
         )
         best = int(np.argmax(gain))
         if gain[best] > P_CHANGE_LLR:
-            kept = list(self.hits)[int(split[best]) :]
-            self.hits = deque(kept, maxlen=P_WINDOW)
-            self.count = sum(kept)
+            self._start += int(split[best])
+            self.count = int(cumulative[-1] - cumulative[split[best] - 1])
 
 
 def _log_likelihood(hits: FloatArray, lines: NDArray[np.int64]) -> FloatArray:

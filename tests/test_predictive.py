@@ -111,7 +111,7 @@ def test_it_follows_a_change_of_the_answer_rate_within_a_few_hundred_lines(
 def test_a_steady_answer_rate_keeps_the_whole_window(now: datetime) -> None:
     pacer = trained(now, lines=20_000)
 
-    assert len(pacer.live_rate.hits) == 3000
+    assert pacer.live_rate.lines == 3000
     assert abs(pacer.p - 0.3) < 0.015
 
 

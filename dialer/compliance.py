@@ -219,20 +219,41 @@ def _campaign_intervals(campaign: CampaignModel, local_date: date) -> list[Inter
     )
 
 
+# Spans computed lately, by (states, day, the campaign's and the rules' identities), each with
+# the campaign and rules it was computed for: the gate asks for the same few days of the same
+# campaign for every dial. An entry serves only the very objects it was computed from (held
+# here, so their identities cannot be reused while the entry lives); a campaign reloaded from
+# its file is a new object and computes its own.
+_SpansKey = tuple[tuple[str, ...], date, int, int]
+_SPANS: dict[_SpansKey, tuple[CampaignModel, StateRules, tuple[Interval, ...]]] = {}
+_SPANS_KEPT = 4096
+
+
 def allowed_local_intervals(
     states: Sequence[str], campaign: CampaignModel, rules: StateRules, local_date: date
-) -> list[Interval]:
+) -> tuple[Interval, ...]:
     """Callee-local ``[start, end)`` spans of ``local_date`` when a dial is allowed in a zone.
 
     Federal 08:00-21:00, every candidate state's window, the campaign's windows for that
     weekday, and holidays. The spans may overlap (overlapping campaign windows); membership
     in any of them is what counts.
     """
-    if is_holiday_closed(states, campaign, rules, local_date):
-        return []
-    return intersect_intervals(
-        most_restrictive(rules, states, local_date), _campaign_intervals(campaign, local_date)
-    )
+    key = (tuple(states), local_date, id(campaign), id(rules))
+    known = _SPANS.get(key)
+    if known is not None and known[0] is campaign and known[1] is rules:
+        return known[2]
+    spans: tuple[Interval, ...] = ()
+    if not is_holiday_closed(states, campaign, rules, local_date):
+        spans = tuple(
+            intersect_intervals(
+                most_restrictive(rules, states, local_date),
+                _campaign_intervals(campaign, local_date),
+            )
+        )
+    if len(_SPANS) >= _SPANS_KEPT:
+        _SPANS.clear()
+    _SPANS[key] = (campaign, rules, spans)
+    return spans
 
 
 def _zone_allows(

@@ -139,6 +139,22 @@ def test_calling_window(
         assert verdict.not_before is not None and verdict.not_before > now
 
 
+def test_each_campaign_and_rule_table_gets_its_own_windows_however_often_asked() -> None:
+    """The gate remembers a day's spans per campaign and rule table: asking for one campaign
+    never answers for another with other windows, nor for a reloaded campaign or other rules."""
+    evening = utc(2026, 12, 1, 23)  # Tuesday 18:00 in New York
+    early = make(windows=[{"days": list(WEEKDAYS), "start": "08:00", "end": "12:00"}])
+    assert in_calling_window((NY,), (), OPEN, evening, RULES)
+    assert not in_calling_window((NY,), (), early, evening, RULES)
+    assert in_calling_window((NY,), (), OPEN, evening, RULES)
+    reloaded = make(windows=[{"days": list(WEEKDAYS), "start": "19:00", "end": "21:00"}])
+    assert not in_calling_window((NY,), (), reloaded, evening, RULES)
+    closing_at_5 = RULES.model_copy(
+        update={"federal": RULES.federal.model_copy(update={"window": (time(8), time(17))})}
+    )
+    assert not in_calling_window((NY,), (), OPEN, evening, closing_at_5)
+
+
 MORNING = time(8)  # not_before below: the next open morning, 08:00 in New York
 HOLIDAY_CASES = [
     ("labor-day-skip-holidays", (), True, date(2026, 9, 7), "holiday", date(2026, 9, 8)),

@@ -236,9 +236,7 @@ def insert_rows(
             if process is not None:
                 convert[index] = _stored_time(process)
     if convert:
-        rows = (
-            tuple(convert[i](v) if i in convert else v for i, v in enumerate(row)) for row in rows
-        )
+        rows = map(_converter(list(convert.items())), rows)
     raw = conn.connection.driver_connection
     assert raw is not None
     names = ", ".join(f'"{c}"' for c in columns)
@@ -249,6 +247,21 @@ def insert_rows(
         return
     marks = ", ".join("?" for _ in columns)
     raw.cursor().executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+
+def _converter(
+    columns: list[tuple[int, Callable[[Any], Any]]],
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """A row with these columns converted, the others as they are (a row's few converted
+    columns are visited, not all of them: this runs for every row of a list build)."""
+
+    def converted(row: Sequence[Any]) -> list[Any]:
+        values = list(row)
+        for index, convert in columns:
+            values[index] = convert(values[index])
+        return values
+
+    return converted
 
 
 def _json_text(value: Any) -> str | None:

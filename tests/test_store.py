@@ -30,7 +30,10 @@ def test_the_open_attempts_index_holds_only_attempts_not_yet_ended(store: Engine
         if store.dialect.name == "sqlite":
             sql = "SELECT sql FROM sqlite_master WHERE name = 'ix_attempts_open'"
         else:
-            sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_attempts_open'"
+            sql = (  # this test's schema only (an interrupted run may leave others behind)
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_attempts_open' "
+                "AND schemaname = current_schema()"
+            )
         definition = conn.exec_driver_sql(sql).scalar_one()
     assert "(campaign_id, started_at)" in definition
     assert definition.replace("(", "").replace(")", "").endswith("WHERE ended_at IS NULL")

@@ -45,6 +45,10 @@ from dialer.store.attempts import CampaignInfo, ClaimedEntry, EngineStore, Launc
 from dialer.telephony.base import CallEvent, CallRequest, EventKind, Provider
 
 RECENT_CALLS = 2000  # ended calls kept for late provider reports
+# A launch renews its household's lease at once only when the lease would not outlast the next
+# upkeep (which renews the leases of the calls in progress) by this much; else the renewal
+# rides with the queued writes.
+LEASE_SLACK_SECONDS = 60.0
 # The states a pool snapshot (every dispatch, every second) tests, bound once: looking an enum
 # member up on its class costs more than the test itself on Python 3.11.
 _READY, _RESERVED = AgentState.ready, AgentState.reserved
@@ -698,6 +702,7 @@ class Dispatcher:
             run.info.model.name,
             self.settings.lease_seconds,
             self._phone_check(run.info.model),
+            renew_below_seconds=self.settings.upkeep_seconds + LEASE_SLACK_SECONDS,
         )
         for launch, result in zip(launches, results, strict=True):
             entry = launch.entry

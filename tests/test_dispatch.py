@@ -1143,6 +1143,66 @@ def test_an_entry_held_past_its_lease_is_not_dialed_by_two_nodes(floor: Floor) -
     assert [n for _, n, _ in floor.calls].count(phone("3")) == 1
 
 
+def test_a_launch_renews_the_lease_at_once_only_when_it_would_not_outlast_the_next_upkeep(
+    floor: Floor,
+) -> None:
+    """Claimed at 10:00 for 15 minutes. A call at 10:02 has the lease outlast the next upkeep
+    (5 minutes on) by more than a minute: its renewal is written with the queued writes. A
+    call at 10:09:30 (5.5 minutes left) renews it in the launch's own transaction."""
+    floor.patients("1", "2", "3")
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    ana = floor.psr(dispatcher, "Ana")  # claims the three households, dials patient 1
+    lease = timedelta(seconds=SETTINGS.lease_seconds)
+
+    def stored_lease(patient: str) -> datetime:
+        with floor.engine.connect() as conn:  # as the store has it, queued writes unwritten
+            return conn.execute(
+                sa.select(CampaignHousehold.claimed_until).where(
+                    CampaignHousehold.id == households[patient]
+                )
+            ).scalar_one()
+
+    def next_call(at: datetime) -> None:
+        dispatcher.pause(ana, "break")  # once the current call is over
+        floor.report(floor.last_call(), "ringing", "no_answer")
+        floor.advance(at)
+        dispatcher.ready(ana)
+
+    next_call(START + timedelta(minutes=2))
+    assert floor.calls[-1][1:] == (phone("2"), START + timedelta(minutes=2))
+    assert stored_lease("2") == START + lease  # the claim's, until the queued writes go
+    assert floor.household(households["2"])["claimed_until"] == floor.calls[-1][2] + lease
+    next_call(START + timedelta(minutes=9, seconds=30))
+    assert floor.calls[-1][1:] == (phone("3"), START + timedelta(minutes=9, seconds=30))
+    assert stored_lease("3") == floor.calls[-1][2] + lease  # renewed at once
+
+
+def test_an_entry_whose_claim_was_taken_is_not_dialed_even_with_its_lease_unexpired(
+    floor: Floor,
+) -> None:
+    """The check that the household is still this node's is part of the attempt's insert, so
+    it holds when the launch does not renew the lease at once."""
+    floor.patients("1", "2")
+    campaign = floor.campaign()
+    households = floor.build(campaign)
+    dispatcher = floor.node()
+    dispatcher.open_campaign(campaign)
+    floor.psr(dispatcher, "Ana")  # claims both households, dials patient 1
+    with floor.engine.begin() as conn:  # patient 2 claimed away behind this node's back
+        conn.execute(
+            sa.update(CampaignHousehold)
+            .where(CampaignHousehold.id == households["2"])
+            .values(claimed_by="other-node")
+        )
+    floor.report(floor.last_call(), "ringing", "no_answer")  # Ana is free: patient 2 is next
+    floor.advance(timedelta(minutes=1))
+    assert [n for _, n, _ in floor.calls] == [phone("1")]
+    assert floor.household(households["2"])["claimed_by"] == "other-node"  # and left as it is
+
+
 def test_a_node_starting_beside_a_live_one_leaves_its_calls_alone(floor: Floor) -> None:
     """Node A is on a call longer than the claim lease when node B starts on the same campaign:
     B's start and its sweeps leave the call alone (A renews the leases of its calls in

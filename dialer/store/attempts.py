@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ class ClaimedEntry:
     phone_kind: str = "home"
     has_consent: bool = True
     next_attempt_at: datetime | None = None
+    claimed_until: datetime | None = None  # this node's lease on the household, as it set it
 
     @property
     def phone(self) -> str | None:
@@ -247,12 +249,13 @@ class EngineStore:
             if not rows:
                 return []
             ids = [int(r.entry_id) for r in rows]
+            until = now + timedelta(seconds=lease_seconds)
             conn.execute(
-                update(h)
-                .where(h.id.in_(ids))
-                .values(claimed_by=self.node, claimed_until=now + timedelta(seconds=lease_seconds))
+                update(h).where(h.id.in_(ids)).values(claimed_by=self.node, claimed_until=until)
             )
             entries = [self._entry(info, r) for r in rows]
+            for entry in entries:
+                entry.claimed_until = until
             self._histories(conn, info, entries, now)
         return entries
 
@@ -342,12 +345,18 @@ class EngineStore:
         campaign: str,
         lease_seconds: float,
         phone_check: Callable[[Launch, list[datetime]], Verdict],
+        *,
+        renew_below_seconds: float = math.inf,
     ) -> list[Launched]:
         """Commit the attempts (and the queued writes, when enough have gathered) after the
         last checks, in one transaction:
 
-        - the household is still claimed by this node (its lease is renewed); a node that held
-          an entry past its lease, which another node has since claimed, does not dial it;
+        - the household is still claimed by this node, checked in the attempt's insert; a node
+          that held an entry past its lease, which another node has since claimed, does not
+          dial it. The lease is renewed for ``lease_seconds`` from the launch: at once when
+          less than ``renew_below_seconds`` of it is left, else with the queued writes (the
+          caller renews the leases of its calls in progress before that much time has passed,
+          so the lease cannot lapse meanwhile, and a statement per call is saved);
         - ``phone_check`` passes given every campaign's and every node's recent calls to the
           phone as the store has them now (calls of this batch included), so calls placed
           since the entry was claimed count against the per-phone caps;
@@ -359,6 +368,7 @@ class EngineStore:
             return []
         fast = self.fast
         lease = timedelta(seconds=lease_seconds)
+        renew_below = timedelta(seconds=min(renew_below_seconds, lease_seconds))
         renew_sql, node = self._renew_sql, self.node
         # One transaction (not the transaction() context manager: this runs for every call).
         fast.begin()
@@ -370,23 +380,38 @@ class EngineStore:
             results: list[Launched] = []
             for launch in launches:
                 entry = launch.entry
+                hid = entry.household_id
                 until = launch.started_at + lease
-                if not fast.execute(renew_sql, [until, entry.household_id, node]):
-                    results.append(Launched(None, lease_lost=True))
-                    continue
+                held = entry.claimed_until
+                renew = held is None or held - launch.started_at < renew_below
+                if renew:
+                    if not fast.execute(renew_sql, [until, hid, node]):
+                        results.append(Launched(None, lease_lost=True))
+                        continue
+                    entry.claimed_until = until
                 history = calls[entry.phone or ""]
                 verdict = phone_check(launch, history)
                 if not verdict.allowed:
-                    results.append(Launched(None, verdict=verdict))
+                    lost = not renew and not self._holds(hid)
+                    results.append(
+                        Launched(None, lease_lost=lost, verdict=None if lost else verdict)
+                    )
                     continue
                 row = self._attempt_row(launch)
                 found = fast.execute(
                     self._insert_sql(tuple(row)),
-                    [*row.values(), *self._check_params(launch, campaign)],
+                    [*row.values(), *self._check_params(launch, campaign), hid, node],
                 )
                 if not found:
-                    results.append(Launched(None, retired=self._retired(entry.phone)))
+                    if not renew and not self._holds(hid):
+                        results.append(Launched(None, lease_lost=True))
+                    else:
+                        results.append(Launched(None, retired=self._retired(entry.phone)))
                     continue
+                if not renew:  # rides with the queued writes (the household's row is queued)
+                    self._households[hid]["claimed_until"] = until
+                    self._pending += 1
+                    entry.claimed_until = until
                 entry.phone_attempts = list(history)
                 history.append(launch.started_at)
                 results.append(Launched(int(found[0][0])))
@@ -398,6 +423,16 @@ class EngineStore:
 
     def _retired(self, phone: str | None) -> bool:
         return bool(self.fast.execute(self._retired_sql, [phone]))
+
+    def _holds(self, household_id: int) -> bool:
+        """Does this node still hold its claim on the household?"""
+        mark = self.fast.mark
+        return bool(
+            self.fast.execute(
+                f"SELECT 1 FROM campaign_households WHERE id = {mark} AND claimed_by = {mark}",
+                [household_id, self.node],
+            )
+        )
 
     @cached_property
     def _retired_sql(self) -> str:
@@ -444,6 +479,8 @@ class EngineStore:
                 f"(scope = 'global' OR (scope = 'campaign' AND campaign = {mark}) "
                 f"OR (scope = 'clinic' AND clinic_id = {mark}))) AND NOT EXISTS ("
                 f"SELECT 1 FROM retired_phones WHERE phone = {mark} AND restored_at IS NULL) "
+                "AND EXISTS ("
+                f"SELECT 1 FROM campaign_households WHERE id = {mark} AND claimed_by = {mark}) "
                 "RETURNING id"
             )
             self._insert_cache[columns] = sql
@@ -794,12 +831,14 @@ class EngineStore:
             row = conn.execute(query).first()
             if row is None:
                 return None
+            until = now + timedelta(seconds=lease_seconds)
             conn.execute(
                 update(h)
                 .where(h.id == household_id)
-                .values(claimed_by=self.node, claimed_until=now + timedelta(seconds=lease_seconds))
+                .values(claimed_by=self.node, claimed_until=until)
             )
             entry = self._entry(info, row)
+            entry.claimed_until = until
             # The callback's own time is due: the household's retry time (the fallback the
             # callback set) must not hold it back at the gate.
             entry.next_attempt_at = None

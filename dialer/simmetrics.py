@@ -162,8 +162,9 @@ def _agent_counts(scenario: Scenario) -> list[int]:
 
 
 def _shift_index(times: pd.Series, shifts: list[tuple[datetime, datetime]]) -> pd.Series:
-    starts = pd.Series([pd.Timestamp(s) for s, _ in shifts])
-    index = np.searchsorted(starts.to_numpy(), times.to_numpy(), side="right") - 1
+    # As UTC datetime64 (an aware series' to_numpy() is an array of Timestamp objects).
+    starts = pd.Series([pd.Timestamp(s) for s, _ in shifts]).dt.tz_convert(None).to_numpy()
+    index = np.searchsorted(starts, times.dt.tz_convert(None).to_numpy(), side="right") - 1
     return pd.Series(np.clip(index, 0, len(shifts) - 1), index=times.index)
 
 

@@ -143,8 +143,9 @@ class EngineStore:
         self.node = node
         self._attempts: dict[int, dict[str, Any]] = defaultdict(dict)
         self._households: dict[int, dict[str, Any]] = defaultdict(dict)
-        self._events: list[dict[str, Any]] = []
-        self._agent_events: list[dict[str, Any]] = []
+        # Rows to insert, in their INSERT's column order (see _write_pending).
+        self._events: list[tuple[int, str, str, datetime]] = []
+        self._agent_events: list[tuple[int, str, str | None, datetime, int | None]] = []
         self._pending = 0
         self._queued_since: datetime | None = None
         self._cursors: dict[tuple[int, str], int] = {}  # (list, pool) -> last fresh rank taken
@@ -536,9 +537,7 @@ class EngineStore:
 
     def note_event(self, attempt_id: int, event_id: str, kind: str, at: datetime) -> None:
         """Queue the record of a provider event."""
-        self._events.append(
-            {"attempt_id": attempt_id, "event_id": event_id, "kind": kind, "at": at}
-        )
+        self._events.append((attempt_id, event_id, kind, at))
         self._pending += 1
 
     def note_agent_state(
@@ -551,15 +550,7 @@ class EngineStore:
         attempt_id: int | None = None,
     ) -> None:
         """Queue a PSR state change (their history)."""
-        self._agent_events.append(
-            {
-                "agent_id": agent_id,
-                "state": state,
-                "reason": reason,
-                "at": at,
-                "attempt_id": attempt_id,
-            }
-        )
+        self._agent_events.append((agent_id, state, reason, at, attempt_id))
         self._pending += 1
 
     def maybe_flush(self, now: datetime, within_seconds: float = FLUSH_SECONDS) -> None:
@@ -587,16 +578,13 @@ class EngineStore:
             fast.executemany(
                 "INSERT INTO agent_events (agent_id, state, reason, at, attempt_id) "
                 f"VALUES ({fast.marks(5)})",
-                [
-                    (e["agent_id"], e["state"], e["reason"], e["at"], e["attempt_id"])
-                    for e in self._agent_events
-                ],
+                self._agent_events,
             )
         if self._events:
             fast.executemany(
                 "INSERT INTO call_events (attempt_id, event_id, kind, at) "
                 f"VALUES ({fast.marks(4)})",
-                [(e["attempt_id"], e["event_id"], e["kind"], e["at"]) for e in self._events],
+                self._events,
             )
         for table, pending in (
             ("attempts", self._attempts),

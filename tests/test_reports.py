@@ -216,7 +216,9 @@ def test_leaderboard_defaults_to_the_latest_period_and_counts_open_sessions(
     ben = frame[frame["agent"] == "Ben"].iloc[0]
     assert ben["logged_in_hours"] == 5.0
     assert ben["rank"] == 2
-    nothing = leaderboard(store, period="day", on=date(2026, 12, 7), zone_setting=ZONE)
+    # A week on, as seen that evening: no session reaches that day (an open session counts
+    # until now, so without now= this read the wall clock, and on 2026-12-07 it found Ben's).
+    nothing = leaderboard(store, period="day", on=date(2026, 12, 7), zone_setting=ZONE, now=at(23))
     assert nothing.empty and list(nothing.columns)[:3] == ["period", "rank", "agent"]
 
 

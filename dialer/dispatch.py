@@ -468,6 +468,8 @@ class Dispatcher:
         )
 
     def _pace(self, pool: Pool, run: CampaignRun) -> None:
+        if pool.key not in self._members:
+            return  # nobody to pace for (PSRs arrive through an allocation: a change)
         repace = pool.pacer.repace_seconds
         if repace is not None:
             # A pacer whose answer goes stale with time is asked again when anything it reads
@@ -479,8 +481,6 @@ class Dispatcher:
                 return
             pool.repace_at = now + timedelta(seconds=repace)
             pool.paced_change = changes
-        if pool.key not in self._members:
-            return  # nobody to pace for
         snap = self._snapshot(pool)
         if not snap.logged_in:
             return  # nobody to pace for

@@ -520,6 +520,7 @@ class PredictivePacer:
         if sums.highest < 1:
             return 1.0
         total = 0.0
+        sqrt, erfc, exp = math.sqrt, math.erfc, math.exp
         for mean, variance, third, q, v, c in zip(
             sums.means,
             sums.variances,
@@ -529,7 +530,22 @@ class PredictivePacer:
             self._new_c,
             strict=True,
         ):
-            total += _below_zero(mean - started * q, variance + started * v, third - started * c)
+            # P(X < 0) at this horizon, X's cumulants less what the ``started`` lines take (the
+            # mean already continuity-corrected): the refined normal approximation,
+            # Phi(z) + skew (1 - z^2) phi(z) / 6 at z = -mean / sd, kept within [0, 1]. Written
+            # out here: it runs about 17 times per call placed.
+            mean -= started * q
+            variance += started * v
+            third -= started * c
+            if variance <= 1e-12:
+                total += 1.0 if mean < 0 else 0.0
+            else:
+                sd = sqrt(variance)
+                z = -mean / sd
+                value = 0.5 * erfc(-z / _SQRT2) + third / (variance * sd) * (1.0 - z * z) * exp(
+                    -0.5 * z * z
+                ) / (6.0 * _SQRT2PI)
+                total += 1.0 if value > 1.0 else value if value > 0.0 else 0.0
             if total / K > above:
                 break
         return total / K
@@ -566,17 +582,3 @@ def _cumulants(q: FloatArray, *, persons: bool = False) -> FloatArray:
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT2PI = math.sqrt(2.0 * math.pi)
-
-
-def _below_zero(mean: float, variance: float, third: float) -> float:
-    """P(X < 0) for a sum of independent Bernoullis with these cumulants (``mean`` already
-    continuity-corrected): the refined normal approximation, Phi(z) + skew (1 - z^2) phi(z) / 6
-    at z = -mean / sd, kept within [0, 1]."""
-    if variance <= 1e-12:
-        return 1.0 if mean < 0 else 0.0
-    sd = math.sqrt(variance)
-    z = -mean / sd
-    normal = 0.5 * math.erfc(-z / _SQRT2)
-    skew = third / (variance * sd)
-    value = normal + skew * (1.0 - z * z) * math.exp(-0.5 * z * z) / (6.0 * _SQRT2PI)
-    return 1.0 if value > 1.0 else value if value > 0.0 else 0.0

@@ -1203,6 +1203,39 @@ def test_an_entry_whose_claim_was_taken_is_not_dialed_even_with_its_lease_unexpi
     assert floor.household(households["2"])["claimed_by"] == "other-node"  # and left as it is
 
 
+def test_giving_back_an_entry_held_past_its_lease_leaves_the_new_holder_s_claim(
+    floor: Floor,
+) -> None:
+    """Node A holds patient 2's entry past its lease; node B claims and dials it. When A's
+    gate then refuses its stale copy (the window has closed), A gives nothing back: B's claim
+    stands, so B's upkeep keeps renewing it and no sweep takes B's live call for an orphan."""
+    floor.patients("1", "2", "3")
+    until_1030 = [{**EVERY_DAY[0], "end": "10:30"}]
+    campaign = floor.campaign(windows=until_1030)
+    households = floor.build(campaign)
+    a, b = floor.node("node-a"), floor.node("node-b")
+    a.open_campaign(campaign)
+    b.open_campaign(campaign)
+    ana = floor.psr(a, "Ana")  # A claims the three households, dials patient 1
+    first = floor.last_call()
+    floor.answer(first)  # a long conversation
+    floor.advance(START + timedelta(minutes=20))
+    floor.psr(b, "Ben")  # A's lease on patients 2 and 3 ran out: B claims them
+    second = floor.last_call()
+    assert floor.calls[-1][1] == phone("2")
+    floor.answer(second)  # B is talking to patient 2
+    floor.advance(START + timedelta(minutes=31))
+    floor.report(first, "hangup")
+    floor.advance(timedelta(seconds=5))
+    a.dispose(ana, Disposition.declined)  # A's gate refuses its stale copies: window closed
+    floor.advance(START + timedelta(minutes=45))
+    held = floor.household(households["2"])
+    assert (held["claimed_by"], held["claimed_until"] > floor.clock.now()) == ("node-b", True)
+    (call,) = [a for a in floor.attempts() if a["id"] == second]
+    assert (call["ended_at"], call["notes"]) == (None, None)  # still B's live call
+    assert len(floor.calls) == 2
+
+
 def test_a_node_starting_beside_a_live_one_leaves_its_calls_alone(floor: Floor) -> None:
     """Node A is on a call longer than the claim lease when node B starts on the same campaign:
     B's start and its sweeps leave the call alone (A renews the leases of its calls in

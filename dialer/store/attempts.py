@@ -332,7 +332,9 @@ class EngineStore:
 
     def release(self, household_id: int, **fields: Any) -> None:
         """Give a claimed household back (queued), optionally changing its state. A household
-        that is done has no next attempt (so the due-retry index holds only live retries)."""
+        that is done has no next attempt (so the due-retry index holds only live retries).
+        Like every queued change to a household, it is written only if this node still holds
+        the claim then."""
         if fields.get("done"):
             fields.setdefault("next_attempt_at", None)
         self._households[household_id].update(claimed_by=None, claimed_until=None, **fields)
@@ -586,17 +588,21 @@ class EngineStore:
                 f"VALUES ({fast.marks(4)})",
                 self._events,
             )
-        for table, pending in (
-            ("attempts", self._attempts),
-            ("campaign_households", self._households),
+        # A household's changes are written only while this node still holds its claim: an
+        # entry it kept past its lease may have been claimed (and dialed) by another node
+        # since, and giving it back would erase that node's claim.
+        for table, pending, held in (
+            ("attempts", self._attempts, ""),
+            ("campaign_households", self._households, f" AND claimed_by = {fast.mark}"),
         ):
+            extra = [self.node] if held else []
             groups: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
             for key, fields in pending.items():
                 names = tuple(sorted(fields))
-                groups[names].append([fields[n] for n in names] + [key])
+                groups[names].append([fields[n] for n in names] + [key, *extra])
             for names, rows in groups.items():
                 sets = ", ".join(f"{n} = {fast.mark}" for n in names)
-                fast.executemany(f"UPDATE {table} SET {sets} WHERE id = {fast.mark}", rows)
+                fast.executemany(f"UPDATE {table} SET {sets} WHERE id = {fast.mark}{held}", rows)
         self._attempts.clear()
         self._households.clear()
         self._events.clear()

@@ -400,6 +400,7 @@ class Dispatcher:
         for an orphan, and end the attempts a stopped node left open (its leases lapsed)."""
         self._upkeep_at = now + timedelta(seconds=self.settings.upkeep_seconds)
         lease = timedelta(seconds=self.settings.lease_seconds)
+        self.store.flush()  # queued lease renewals of launches go first, not over these
         self.store.renew_leases(
             sorted({line.entry.household_id for line in self.lines.values()}), now + lease
         )

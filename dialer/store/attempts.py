@@ -591,18 +591,19 @@ class EngineStore:
         # A household's changes are written only while this node still holds its claim: an
         # entry it kept past its lease may have been claimed (and dialed) by another node
         # since, and giving it back would erase that node's claim.
-        for table, pending, held in (
+        for table, pending, only_if_held in (
             ("attempts", self._attempts, ""),
             ("campaign_households", self._households, f" AND claimed_by = {fast.mark}"),
         ):
-            extra = [self.node] if held else []
+            extra = [self.node] if only_if_held else []
             groups: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
             for key, fields in pending.items():
                 names = tuple(sorted(fields))
                 groups[names].append([fields[n] for n in names] + [key, *extra])
             for names, rows in groups.items():
                 sets = ", ".join(f"{n} = {fast.mark}" for n in names)
-                fast.executemany(f"UPDATE {table} SET {sets} WHERE id = {fast.mark}{held}", rows)
+                where = f"id = {fast.mark}{only_if_held}"
+                fast.executemany(f"UPDATE {table} SET {sets} WHERE {where}", rows)
         self._attempts.clear()
         self._households.clear()
         self._events.clear()

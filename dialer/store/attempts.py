@@ -412,8 +412,7 @@ class EngineStore:
                         results.append(Launched(None, retired=self._retired(entry.phone)))
                     continue
                 if not renew:  # rides with the queued writes (the household's row is queued)
-                    self._households[hid]["claimed_until"] = until
-                    self._pending += 1
+                    self.note_household(hid, claimed_until=until)
                     entry.claimed_until = until
                 entry.phone_attempts = list(history)
                 history.append(launch.started_at)
